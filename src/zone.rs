@@ -1,0 +1,295 @@
+//! Zone files: loading RFC 1035 master files into the static record store.
+//!
+//! Parsing is hickory's; this module adds what an operator needs on top: `file:line` errors,
+//! and the zone-level checks a parser does not make (an SOA at the apex, NS at the apex, every
+//! name inside the zone, CNAME alone at its name). It never touches the network.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordSet, RecordType, RrKey};
+use hickory_proto::serialize::txt::{ParseError, Parser};
+
+use crate::error::LoadError;
+
+/// The records of one name, one RRset per type.
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    /// Non-empty RRsets, at most one per record type.
+    pub rrsets: Vec<RecordSet>,
+}
+
+impl Node {
+    /// The RRset of `rtype` at this name, if any.
+    pub fn rrset(&self, rtype: RecordType) -> Option<&RecordSet> {
+        self.rrsets.iter().find(|set| set.record_type() == rtype)
+    }
+}
+
+/// A parsed and checked zone: the static half of what is served. Immutable once loaded, so
+/// snapshots share it by `Arc` and only the dynamic parts change on a health event.
+#[derive(Debug, Clone)]
+pub struct StaticZone {
+    /// The apex, as written in the config (case preserved for answers).
+    pub origin: Name,
+    /// The apex, lower-cased for lookups.
+    pub origin_key: LowerName,
+    /// The SOA record at the apex, as in the file.
+    pub soa: Record,
+    /// Records by owner name.
+    pub nodes: HashMap<LowerName, Node>,
+    /// Every owner name and all its ancestors up to the apex, so an empty non-terminal
+    /// (`b.zone` when only `a.b.zone` has records) answers NODATA, not NXDOMAIN.
+    pub names: HashSet<LowerName>,
+    /// Names below the apex that carry NS records: the delegation points (zone cuts).
+    pub cuts: HashSet<LowerName>,
+}
+
+impl StaticZone {
+    /// The SOA serial written in the zone file.
+    pub fn file_serial(&self) -> u32 {
+        match &self.soa.data {
+            RData::SOA(soa) => soa.serial,
+            _ => 0,
+        }
+    }
+
+    /// Records the name `name` as existing (with its ancestors up to the apex), so that a
+    /// dynamic service name and the empty non-terminals above it exist like static ones.
+    pub fn add_name(&mut self, name: &LowerName) {
+        let mut name = name.clone();
+        while self.origin_key.zone_of(&name) && self.names.insert(name.clone()) {
+            if name == self.origin_key {
+                break;
+            }
+            name = name.base_name();
+        }
+    }
+}
+
+type Parsed = BTreeMap<RrKey, RecordSet>;
+
+/// Loads and checks the zone file at `path` for the zone `origin`.
+pub fn load(path: &Path, origin: &Name) -> Result<StaticZone, LoadError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| LoadError::in_file(path, format!("cannot read zone file: {e}")))?;
+    let parse = |input: &str| {
+        Parser::new(input, Some(path.to_path_buf()), Some(origin.clone()))
+            .parse()
+            .map(|(_, records)| records)
+    };
+    let records = parse(&text).map_err(|error| {
+        let line = first_line_where(&text, |prefix| parse(prefix).is_err());
+        located(path, line, describe_parse_error(&error))
+    })?;
+
+    // Each check finds the first offending entry by re-parsing prefixes: see `first_line_where`.
+    let blame = |message: String, bad: &dyn Fn(&Parsed) -> bool| {
+        let line = first_line_where(&text, |prefix| parse(prefix).is_ok_and(|r| bad(&r)));
+        located(path, line, message)
+    };
+
+    let origin_key = LowerName::new(origin);
+    if let Some(key) = records.keys().find(|k| !origin_key.zone_of(&k.name)) {
+        let name = key.name.clone();
+        return Err(blame(
+            format!("{name} is outside the zone {origin}; only names ending in {origin} belong here"),
+            &|r| r.keys().any(|k| k.name == name),
+        ));
+    }
+    if let Some(set) = records.values().find(|s| s.dns_class() != DNSClass::IN) {
+        let key = RrKey::new(LowerName::new(set.name()), set.record_type());
+        return Err(blame(
+            format!("{} {} has class {}; only IN is served", set.name(), set.record_type(), set.dns_class()),
+            &|r| r.contains_key(&key),
+        ));
+    }
+    for (key, set) in &records {
+        if key.record_type == RecordType::SOA && key.name != origin_key {
+            return Err(blame(
+                format!("SOA at {} which is not the zone apex {origin}", set.name()),
+                &|r| r.contains_key(key),
+            ));
+        }
+        if key.record_type == RecordType::CNAME {
+            let name = key.name.clone();
+            let others = |r: &Parsed| {
+                r.keys().filter(|k| k.name == name).count() > 1 && r.contains_key(key)
+            };
+            if others(&records) {
+                return Err(blame(
+                    format!("{} has a CNAME and other records; a CNAME must be alone at its name (RFC 1034 §3.6.2)", set.name()),
+                    &others,
+                ));
+            }
+        }
+    }
+
+    let soa = records
+        .get(&RrKey::new(origin_key.clone(), RecordType::SOA))
+        .and_then(|set| set.records_without_rrsigs().next().cloned())
+        .ok_or_else(|| LoadError::in_file(path, format!("no SOA record at the zone apex {origin}; add one, e.g. `@ 3600 IN SOA ns1 hostmaster 1 7200 900 1209600 60`")))?;
+    if !records.contains_key(&RrKey::new(origin_key.clone(), RecordType::NS)) {
+        return Err(LoadError::in_file(path, format!("no NS records at the zone apex {origin}; list the servers that answer for it")));
+    }
+
+    let mut zone = StaticZone {
+        origin: origin.clone(),
+        origin_key: origin_key.clone(),
+        soa,
+        nodes: HashMap::new(),
+        names: HashSet::new(),
+        cuts: HashSet::new(),
+    };
+    for (key, set) in records {
+        if key.record_type == RecordType::NS && key.name != origin_key {
+            zone.cuts.insert(key.name.clone());
+        }
+        zone.add_name(&key.name);
+        zone.nodes.entry(key.name).or_default().rrsets.push(set);
+    }
+    Ok(zone)
+}
+
+fn located(path: &Path, line: Option<usize>, message: String) -> LoadError {
+    match line {
+        Some(line) => LoadError::at(path, line, message),
+        None => LoadError::in_file(path, message),
+    }
+}
+
+fn describe_parse_error(error: &ParseError) -> String {
+    format!("cannot parse zone file: {error}")
+}
+
+/// The line of the first entry at which `fails(prefix)` becomes true, where `prefix` is the
+/// file up to and including that entry.
+///
+/// Written by hand because hickory's zone parser reports what is wrong but not where. Entries
+/// are logical lines (a parenthesised record spanning lines is one entry); a binary search over
+/// them re-parses O(log n) prefixes, and only when a file is already known to be bad.
+fn first_line_where(text: &str, fails: impl Fn(&str) -> bool) -> Option<usize> {
+    let entries = entry_ends(text);
+    let (mut lo, mut hi) = (0, entries.len());
+    if hi == 0 || !fails(&text[..entries[hi - 1].0]) {
+        return None;
+    }
+    // Invariant: the prefix through entry `hi - 1` fails; the prefix before entry `lo` does not.
+    while lo + 1 < hi {
+        let mid = (lo + hi) / 2;
+        if fails(&text[..entries[mid - 1].0]) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(entries[lo].1)
+}
+
+/// For each logical line of a zone file: the byte offset just past its end, and its first line.
+fn entry_ends(text: &str) -> Vec<(usize, usize)> {
+    let mut entries = Vec::new();
+    let (mut depth, mut in_quote, mut in_comment, mut escaped) = (0usize, false, false, false);
+    let (mut line, mut entry_line) = (1, 1);
+    for (offset, c) in text.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if in_comment {
+            in_comment = c != '\n';
+        } else if in_quote {
+            match c {
+                '\\' => escaped = true,
+                '"' => in_quote = false,
+                _ => {}
+            }
+        } else {
+            match c {
+                '\\' => escaped = true,
+                '"' => in_quote = true,
+                ';' => in_comment = true,
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        if c == '\n' {
+            line += 1;
+            if depth == 0 && !in_quote {
+                entries.push((offset + 1, entry_line));
+                entry_line = line;
+            }
+        }
+    }
+    if text[entries.last().map_or(0, |e| e.0)..].trim().len() > 0 {
+        entries.push((text.len(), entry_line));
+    }
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn zone_file(body: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("test.zone");
+        let mut f = std::fs::File::create(&path).expect("create");
+        f.write_all(body.as_bytes()).expect("write");
+        (dir, path)
+    }
+
+    fn origin() -> Name {
+        Name::from_ascii("svc.example.test.").expect("name")
+    }
+
+    const GOOD: &str = "$TTL 300\n@ IN SOA ns1 hostmaster (\n  7 7200 900\n  1209600 60 )\n@ IN NS ns1\nns1 IN A 192.0.2.1\na.b IN TXT \"hi\"\n";
+
+    #[test]
+    fn loads_a_good_zone_with_empty_non_terminals() {
+        let (_dir, path) = zone_file(GOOD);
+        let zone = load(&path, &origin()).expect("loads");
+        assert_eq!(zone.file_serial(), 7);
+        let ent = LowerName::new(&Name::from_ascii("b.svc.example.test.").expect("name"));
+        assert!(zone.names.contains(&ent));
+        assert!(!zone.nodes.contains_key(&ent));
+    }
+
+    #[test]
+    fn syntax_error_names_the_line() {
+        let (_dir, path) = zone_file(&format!("{GOOD}bad IN A not-an-address\nok IN A 192.0.2.2\n"));
+        let err = load(&path, &origin()).expect_err("must fail");
+        assert_eq!(err.line, Some(8), "{err}");
+        assert!(err.to_string().contains("test.zone:8:"), "{err}");
+    }
+
+    #[test]
+    fn error_inside_parentheses_names_the_entry_start() {
+        let body = "$TTL 300\n@ IN SOA ns1 hostmaster (\n  7 7200 900\n  1209600 60 )\n@ IN NS ns1\nx IN MX (\n 10 )\n";
+        let (_dir, path) = zone_file(body);
+        let err = load(&path, &origin()).expect_err("must fail");
+        assert_eq!(err.line, Some(6), "{err}");
+    }
+
+    #[test]
+    fn out_of_zone_name_names_its_line() {
+        let (_dir, path) = zone_file(&format!("{GOOD}www.other.test. IN A 192.0.2.9\n"));
+        let err = load(&path, &origin()).expect_err("must fail");
+        assert_eq!(err.line, Some(8), "{err}");
+        assert!(err.message.contains("outside the zone"), "{err}");
+    }
+
+    #[test]
+    fn cname_with_other_data_is_rejected() {
+        let (_dir, path) = zone_file(&format!("{GOOD}x IN A 192.0.2.3\nx IN CNAME ns1\n"));
+        let err = load(&path, &origin()).expect_err("must fail");
+        assert_eq!(err.line, Some(9), "{err}");
+    }
+
+    #[test]
+    fn missing_soa_is_rejected() {
+        let (_dir, path) = zone_file("@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n");
+        let err = load(&path, &origin()).expect_err("must fail");
+        assert!(err.message.contains("no SOA"), "{err}");
+    }
+}
