@@ -1,0 +1,111 @@
+//! Policies: from member states to the addresses a service answers.
+//!
+//! Pure functions, applied per address family: `A` answers come from the IPv4 members and
+//! `AAAA` answers from the IPv6 members, each family with its own primary and standbys.
+
+use std::net::IpAddr;
+
+use crate::config::Policy;
+use crate::health::state::State;
+
+/// What one address family of a service answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// The addresses answered, in member order.
+    pub addresses: Vec<IpAddr>,
+    /// True when every member of the family is down and all of them are answered anyway:
+    /// answering something that may work beats answering nothing.
+    pub failing_open: bool,
+}
+
+/// Chooses the answer for one family. `members` are that family's members in priority order
+/// with their states; `current` is what the family answers now (used when `failback` is off,
+/// to stay on a healthy standby instead of moving back to a recovered primary).
+pub fn select(policy: Policy, failback: bool, members: &[(IpAddr, State)], current: &[IpAddr]) -> Selection {
+    match policy {
+        Policy::Failover => failover(failback, members, current),
+    }
+}
+
+fn failover(failback: bool, members: &[(IpAddr, State)], current: &[IpAddr]) -> Selection {
+    if members.is_empty() {
+        return Selection::default();
+    }
+    if !failback
+        && let [held] = current
+        && members.iter().any(|(addr, state)| addr == held && state.is_usable())
+    {
+        return Selection {
+            addresses: vec![*held],
+            failing_open: false,
+        };
+    }
+    match members.iter().find(|(_, state)| state.is_usable()) {
+        Some((addr, _)) => Selection {
+            addresses: vec![*addr],
+            failing_open: false,
+        },
+        None => Selection {
+            addresses: members.iter().map(|(addr, _)| *addr).collect(),
+            failing_open: true,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    fn members(states: &[State]) -> Vec<(IpAddr, State)> {
+        states.iter().enumerate().map(|(i, s)| (ip(&format!("192.0.2.{}", i + 1)), *s)).collect()
+    }
+
+    #[test]
+    fn answers_the_first_usable_member() {
+        let sel = select(Policy::Failover, true, &members(&[State::Down, State::Up, State::Up]), &[]);
+        assert_eq!(sel, Selection { addresses: vec![ip("192.0.2.2")], failing_open: false });
+    }
+
+    #[test]
+    fn unchecked_primary_is_answered_at_start() {
+        let sel = select(Policy::Failover, true, &members(&[State::Unknown, State::Unknown]), &[]);
+        assert_eq!(sel.addresses, vec![ip("192.0.2.1")]);
+    }
+
+    #[test]
+    fn all_down_fails_open_with_every_member() {
+        let sel = select(Policy::Failover, true, &members(&[State::Down, State::Down]), &[]);
+        assert_eq!(sel.addresses, vec![ip("192.0.2.1"), ip("192.0.2.2")]);
+        assert!(sel.failing_open);
+    }
+
+    #[test]
+    fn without_failback_a_healthy_standby_keeps_the_answer() {
+        let both_up = members(&[State::Up, State::Up]);
+        let sel = select(Policy::Failover, false, &both_up, &[ip("192.0.2.2")]);
+        assert_eq!(sel.addresses, vec![ip("192.0.2.2")]);
+        let with_failback = select(Policy::Failover, true, &both_up, &[ip("192.0.2.2")]);
+        assert_eq!(with_failback.addresses, vec![ip("192.0.2.1")]);
+    }
+
+    #[test]
+    fn without_failback_a_failed_standby_moves_to_the_first_usable() {
+        let sel = select(Policy::Failover, false, &members(&[State::Up, State::Down]), &[ip("192.0.2.2")]);
+        assert_eq!(sel.addresses, vec![ip("192.0.2.1")]);
+    }
+
+    #[test]
+    fn without_failback_fail_open_does_not_stick() {
+        let sel = select(Policy::Failover, false, &members(&[State::Down, State::Up]), &[ip("192.0.2.1"), ip("192.0.2.2")]);
+        assert_eq!(sel.addresses, vec![ip("192.0.2.2")]);
+    }
+
+    #[test]
+    fn empty_family_answers_nothing() {
+        assert_eq!(select(Policy::Failover, true, &[], &[]), Selection::default());
+    }
+}

@@ -1,0 +1,121 @@
+//! The immutable published state the query path answers from, and its atomic cell.
+//!
+//! The check plane builds a new [`Snapshot`] whenever an answer changes and swaps it in; the
+//! query path loads the current one without locks. A snapshot is never modified after it is
+//! published, so a reader can never see half an update.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{LowerName, Name, RData, Record};
+
+use crate::zone::StaticZone;
+
+/// Everything the query path needs to answer, at one instant.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// One entry per configured zone.
+    pub zones: Vec<ZoneSnapshot>,
+}
+
+/// One zone: its static records (shared between snapshots) plus its dynamic parts.
+#[derive(Debug)]
+pub struct ZoneSnapshot {
+    /// Records from the zone file.
+    pub data: Arc<StaticZone>,
+    /// The apex SOA with the current serial.
+    pub soa: Record,
+    /// The current answers of each service name in this zone.
+    pub services: HashMap<LowerName, ServiceRecords>,
+}
+
+/// The records a service name answers now.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceRecords {
+    /// A records: the selected IPv4 members.
+    pub a: Vec<Record>,
+    /// AAAA records: the selected IPv6 members.
+    pub aaaa: Vec<Record>,
+}
+
+impl ServiceRecords {
+    /// Renders `addresses` as A/AAAA records for `name` with `ttl`.
+    pub fn new(name: &Name, ttl: u32, addresses: impl IntoIterator<Item = IpAddr>) -> Self {
+        let mut records = Self::default();
+        for addr in addresses {
+            match addr {
+                IpAddr::V4(v4) => records.a.push(Record::from_rdata(name.clone(), ttl, RData::A(A(v4)))),
+                IpAddr::V6(v6) => records.aaaa.push(Record::from_rdata(name.clone(), ttl, RData::AAAA(AAAA(v6)))),
+            }
+        }
+        records
+    }
+}
+
+impl ZoneSnapshot {
+    /// The zone with its SOA serial set to `serial` and the given service answers.
+    pub fn new(data: Arc<StaticZone>, serial: u32, services: HashMap<LowerName, ServiceRecords>) -> Self {
+        let mut soa = data.soa.clone();
+        if let RData::SOA(soa_data) = &mut soa.data {
+            soa_data.serial = serial;
+        }
+        Self { data, soa, services }
+    }
+
+    /// The SOA serial being served.
+    pub fn serial(&self) -> u32 {
+        match &self.soa.data {
+            RData::SOA(soa) => soa.serial,
+            _ => 0,
+        }
+    }
+}
+
+impl Snapshot {
+    /// The most specific zone containing `name`, if this server is authoritative for it.
+    pub fn zone_for(&self, name: &LowerName) -> Option<&ZoneSnapshot> {
+        self.zones
+            .iter()
+            .filter(|zone| zone.data.origin_key.zone_of(name))
+            .max_by_key(|zone| zone.data.origin_key.num_labels())
+    }
+}
+
+/// The cell the check plane publishes into and the query path reads from.
+pub type SnapshotCell = Arc<ArcSwap<Snapshot>>;
+
+/// The serial after `old` for a change made at unix time `now`: the later of `old + 1` and
+/// `now` in RFC 1982 serial arithmetic, so serials keep rising across restarts when zone files
+/// use small counters or unix-time serials.
+pub fn next_serial(old: u32, now: u32) -> u32 {
+    later_serial(old.wrapping_add(1), now)
+}
+
+/// The later of two serials in RFC 1982 arithmetic (`a` when they are equal or incomparable).
+pub fn later_serial(a: u32, b: u32) -> u32 {
+    if b != a && (b.wrapping_sub(a) as i32) > 0 { b } else { a }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_moves_to_clock_when_clock_is_ahead() {
+        assert_eq!(next_serial(7, 1_800_000_000), 1_800_000_000);
+    }
+
+    #[test]
+    fn serial_increments_when_file_serial_is_ahead_of_clock() {
+        assert_eq!(next_serial(2_026_112_401, 1_800_000_000), 2_026_112_402);
+    }
+
+    #[test]
+    fn serial_wraps_by_rfc_1982() {
+        assert_eq!(next_serial(u32::MAX, 5), 5);
+        assert_eq!(next_serial(u32::MAX, 0), 0);
+    }
+}
