@@ -28,6 +28,8 @@ pub struct ZoneSnapshot {
     pub data: Arc<StaticZone>,
     /// The apex SOA with the current serial.
     pub soa: Record,
+    /// The SOA as negative answers carry it: TTL min(SOA TTL, MINIMUM) (RFC 2308 §3).
+    pub negative_soa: Record,
     /// The current answers of each service name in this zone.
     pub services: HashMap<LowerName, ServiceRecords>,
 }
@@ -59,10 +61,19 @@ impl ZoneSnapshot {
     /// The zone with its SOA serial set to `serial` and the given service answers.
     pub fn new(data: Arc<StaticZone>, serial: u32, services: HashMap<LowerName, ServiceRecords>) -> Self {
         let mut soa = data.soa.clone();
+        let mut negative_ttl = soa.ttl;
         if let RData::SOA(soa_data) = &mut soa.data {
             soa_data.serial = serial;
+            negative_ttl = negative_ttl.min(soa_data.minimum);
         }
-        Self { data, soa, services }
+        let mut negative_soa = soa.clone();
+        negative_soa.ttl = negative_ttl;
+        Self {
+            data,
+            soa,
+            negative_soa,
+            services,
+        }
     }
 
     /// The SOA serial being served.

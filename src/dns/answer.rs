@@ -1,0 +1,266 @@
+//! The answer function: from a snapshot and a query to a response, per RFC 1034 §4.3.2.
+//!
+//! Pure: no I/O, no locks, no awaits. Everything about what a response contains — rcode, AA,
+//! the records of each section — is decided here and nowhere else, so it is tested here.
+
+use std::borrow::Cow;
+
+use hickory_proto::op::{OpCode, ResponseCode};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+
+use crate::snapshot::{Snapshot, ZoneSnapshot};
+use crate::zone::Node;
+
+/// The parts of a request the answer depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    /// The request's opcode; only QUERY is answered.
+    pub op_code: OpCode,
+    /// The questions; exactly one is expected.
+    pub questions: &'a [Question<'a>],
+    /// The EDNS version, when the request carried an OPT record.
+    pub edns_version: Option<u8>,
+}
+
+/// One question of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Question<'a> {
+    /// The name asked for, lower-cased (the echoed question keeps the client's case).
+    pub name: &'a LowerName,
+    /// The type asked for.
+    pub qtype: RecordType,
+    /// The class asked for.
+    pub qclass: DNSClass,
+}
+
+/// A response's content, borrowing records from the snapshot where it can.
+#[derive(Debug, Default)]
+pub struct Response<'s> {
+    /// The response code.
+    pub rcode: ResponseCode,
+    /// The AA flag: set on answers from our zones' own data, clear on referrals and errors.
+    pub authoritative: bool,
+    /// The answer section.
+    pub answers: Vec<Cow<'s, Record>>,
+    /// The authority section.
+    pub authority: Vec<Cow<'s, Record>>,
+    /// The additional section (the OPT record is added by the server, not here).
+    pub additional: Vec<Cow<'s, Record>>,
+}
+
+impl Response<'_> {
+    fn error(rcode: ResponseCode) -> Self {
+        Self {
+            rcode,
+            ..Self::default()
+        }
+    }
+}
+
+/// Most CNAMEs followed inside one zone before answering with what was found so far.
+const MAX_CNAME_CHAIN: usize = 8;
+
+/// Answers `query` from `snapshot`.
+pub fn answer<'s>(snapshot: &'s Snapshot, query: &Query<'_>) -> Response<'s> {
+    if query.op_code != OpCode::Query {
+        return Response::error(ResponseCode::NotImp);
+    }
+    if query.edns_version.is_some_and(|v| v > 0) {
+        return Response::error(ResponseCode::BADVERS);
+    }
+    let [question] = query.questions else {
+        return Response::error(ResponseCode::FormErr);
+    };
+    if question.qclass != DNSClass::IN {
+        return Response::error(ResponseCode::Refused);
+    }
+    if matches!(question.qtype, RecordType::AXFR | RecordType::IXFR) {
+        // Zone transfers are not offered (yet); refuse like a server with no transfer ACL.
+        return Response::error(ResponseCode::Refused);
+    }
+    let Some(zone) = snapshot.zone_for(question.name) else {
+        return Response::error(ResponseCode::Refused);
+    };
+    let mut response = Response {
+        authoritative: true,
+        ..Response::default()
+    };
+    Lookup { zone, response: &mut response }.resolve(question.name, question.qtype, 0);
+    response
+}
+
+/// One lookup in one zone, appending to a response.
+struct Lookup<'s, 'r> {
+    zone: &'s ZoneSnapshot,
+    response: &'r mut Response<'s>,
+}
+
+impl<'s> Lookup<'s, '_> {
+    fn resolve(&mut self, name: &LowerName, qtype: RecordType, chain: usize) {
+        if let Some(cut) = self.cut_above(name, qtype) {
+            return self.refer(cut);
+        }
+        let static_node = self.zone.data.nodes.get(name);
+        if static_node.is_some() || self.zone.services.contains_key(name) {
+            return self.answer_at(name, static_node, None, qtype, chain);
+        }
+        if self.zone.data.names.contains(name) {
+            // An empty non-terminal: the name exists, with no records (RFC 8020).
+            return self.no_data();
+        }
+        match self.wildcard_for(name) {
+            Some(wildcard) => self.answer_at(name, Some(wildcard), Some(name), qtype, chain),
+            None => self.name_error(),
+        }
+    }
+
+    /// The highest zone cut at or above `name` (below the apex), where authority ends. A DS
+    /// query at the cut itself belongs to this side (RFC 4035 §3.1.4.1).
+    fn cut_above(&self, name: &LowerName, qtype: RecordType) -> Option<&'s LowerName> {
+        let cuts = &self.zone.data.cuts;
+        if cuts.is_empty() {
+            return None;
+        }
+        let origin_labels = self.zone.data.origin_key.num_labels();
+        let mut found = None;
+        let mut current = name.clone();
+        while current.num_labels() > origin_labels {
+            let at_query = current.num_labels() == name.num_labels();
+            if !(at_query && qtype == RecordType::DS)
+                && let Some(cut) = cuts.get(&current)
+            {
+                found = Some(cut);
+            }
+            current = current.base_name();
+        }
+        found
+    }
+
+    /// The wildcard node that synthesises `name` (RFC 4592 §3.3.1): `*.` under the closest
+    /// encloser, the nearest existing ancestor.
+    fn wildcard_for(&self, name: &LowerName) -> Option<&'s Node> {
+        let mut encloser = name.base_name();
+        while !self.zone.data.names.contains(&encloser) {
+            if encloser.num_labels() <= self.zone.data.origin_key.num_labels() {
+                break;
+            }
+            encloser = encloser.base_name();
+        }
+        let wildcard = LowerName::new(&Name::from(&encloser).prepend_label("*").ok()?);
+        self.zone.data.nodes.get(&wildcard)
+    }
+
+    /// Answers from the records at `name`; `synthesised` is the query name when `node` is a
+    /// wildcard whose records must be renamed.
+    fn answer_at(&mut self, name: &LowerName, node: Option<&'s Node>, synthesised: Option<&LowerName>, qtype: RecordType, chain: usize) {
+        let service = self.zone.services.get(name).filter(|_| synthesised.is_none());
+        let rename = |records: Vec<&'s Record>| -> Vec<Cow<'s, Record>> {
+            match synthesised {
+                None => records.into_iter().map(Cow::Borrowed).collect(),
+                Some(owner) => records
+                    .into_iter()
+                    .map(|r| {
+                        let mut r = r.clone();
+                        r.name = Name::from(owner);
+                        Cow::Owned(r)
+                    })
+                    .collect(),
+            }
+        };
+        let static_set = |rtype: RecordType| -> Vec<&'s Record> {
+            node.and_then(|n| n.rrset(rtype)).map(|set| set.records_without_rrsigs().collect()).unwrap_or_default()
+        };
+
+        let cname = static_set(RecordType::CNAME);
+        if !cname.is_empty() && qtype != RecordType::CNAME && qtype != RecordType::ANY {
+            let target = match &cname[0].data {
+                RData::CNAME(target) => Some(LowerName::new(&target.0)),
+                _ => None,
+            };
+            self.response.answers.extend(rename(cname));
+            return match target {
+                Some(target) if chain < MAX_CNAME_CHAIN && self.zone.data.origin_key.zone_of(&target) && !self.seen(&target) => {
+                    self.resolve(&target, qtype, chain + 1)
+                }
+                // Out of zone or a loop: the resolver follows it from here.
+                _ => {}
+            };
+        }
+
+        let mut found: Vec<&'s Record> = Vec::new();
+        match qtype {
+            RecordType::ANY => {
+                if let Some(node) = node {
+                    found.extend(node.rrsets.iter().flat_map(|set| set.records_without_rrsigs()));
+                }
+                if let Some(service) = service {
+                    found.extend(service.a.iter().chain(&service.aaaa));
+                }
+            }
+            RecordType::A if service.is_some() => found.extend(service.iter().flat_map(|s| &s.a)),
+            RecordType::AAAA if service.is_some() => found.extend(service.iter().flat_map(|s| &s.aaaa)),
+            _ => found = static_set(qtype),
+        }
+        if found.is_empty() {
+            return self.no_data();
+        }
+        if qtype == RecordType::NS {
+            self.add_glue(&found);
+        }
+        self.response.answers.extend(rename(found));
+    }
+
+    fn seen(&self, name: &LowerName) -> bool {
+        self.response.answers.iter().any(|r| LowerName::new(&r.name) == *name)
+    }
+
+    /// A referral to the servers of the child zone at `cut` (RFC 1034 §4.3.2 step 3b).
+    fn refer(&mut self, cut: &LowerName) {
+        // Not our data: AA stays only on the in-zone CNAMEs that led here, if any.
+        if self.response.answers.is_empty() {
+            self.response.authoritative = false;
+        }
+        let ns: Vec<&'s Record> = self
+            .zone
+            .data
+            .nodes
+            .get(cut)
+            .and_then(|n| n.rrset(RecordType::NS))
+            .map(|set| set.records_without_rrsigs().collect())
+            .unwrap_or_default();
+        self.add_glue(&ns);
+        self.response.authority.extend(ns.into_iter().map(Cow::Borrowed));
+    }
+
+    /// Adds the addresses this zone holds for the targets of NS records.
+    fn add_glue(&mut self, ns: &[&'s Record]) {
+        for record in ns {
+            let RData::NS(target) = &record.data else { continue };
+            let target = LowerName::new(&target.0);
+            if !self.zone.data.origin_key.zone_of(&target) {
+                continue;
+            }
+            if let Some(node) = self.zone.data.nodes.get(&target) {
+                for rtype in [RecordType::A, RecordType::AAAA] {
+                    if let Some(set) = node.rrset(rtype) {
+                        self.response.additional.extend(set.records_without_rrsigs().map(Cow::Borrowed));
+                    }
+                }
+            }
+            if let Some(service) = self.zone.services.get(&target) {
+                self.response.additional.extend(service.a.iter().chain(&service.aaaa).map(Cow::Borrowed));
+            }
+        }
+    }
+
+    /// The name exists but has no records of the type: NOERROR with the SOA (RFC 2308 §2.2).
+    fn no_data(&mut self) {
+        self.response.authority.push(Cow::Borrowed(&self.zone.negative_soa));
+    }
+
+    /// The name does not exist: NXDOMAIN with the SOA (RFC 2308 §2.1).
+    fn name_error(&mut self) {
+        self.response.rcode = ResponseCode::NXDomain;
+        self.response.authority.push(Cow::Borrowed(&self.zone.negative_soa));
+    }
+}
