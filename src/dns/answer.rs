@@ -264,3 +264,178 @@ impl<'s> Lookup<'s, '_> {
         self.response.authority.push(Cow::Borrowed(&self.zone.negative_soa));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::snapshot::{ServiceRecords, ZoneSnapshot};
+
+    const ZONE: &str = "$ORIGIN svc.example.test.\n$TTL 3600\n\
+        @ IN SOA ns1 hostmaster 42 7200 900 1209600 60\n\
+        @ IN NS ns1\n@ IN NS ns.elsewhere.test.\nns1 IN A 192.0.2.1\n\
+        static IN A 192.0.2.80\nx.y IN TXT \"deep\"\n\
+        alias IN CNAME www\nout IN CNAME www.elsewhere.test.\nloop1 IN CNAME loop2\nloop2 IN CNAME loop1\n\
+        dangling IN CNAME missing\n\
+        *.wild IN A 192.0.2.99\nhere.wild IN TXT \"real\"\n\
+        child IN NS ns.child\nns.child IN A 192.0.2.53\n";
+
+    fn snapshot() -> Snapshot {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("z.zone");
+        std::fs::write(&path, ZONE).expect("write");
+        let origin = Name::from_ascii("svc.example.test.").expect("origin");
+        let mut zone = crate::zone::load(&path, &origin).expect("zone loads");
+        let www = Name::from_ascii("www.svc.example.test.").expect("name");
+        zone.add_name(&LowerName::new(&www));
+        let records = ServiceRecords::new(&www, 5, ["127.0.0.11".parse().expect("ip")]);
+        let services = HashMap::from([(LowerName::new(&www), records)]);
+        Snapshot {
+            zones: vec![ZoneSnapshot::new(Arc::new(zone), 1000, services)],
+        }
+    }
+
+    fn ask<'s>(snapshot: &'s Snapshot, name: &str, qtype: RecordType) -> Response<'s> {
+        ask_with(snapshot, name, qtype, DNSClass::IN, OpCode::Query, None)
+    }
+
+    fn ask_with<'s>(snapshot: &'s Snapshot, name: &str, qtype: RecordType, qclass: DNSClass, op_code: OpCode, edns_version: Option<u8>) -> Response<'s> {
+        let name = LowerName::new(&Name::from_ascii(name).expect("name"));
+        let questions = [Question { name: &name, qtype, qclass }];
+        answer(snapshot, &Query { op_code, questions: &questions, edns_version })
+    }
+
+    fn section(records: &[Cow<'_, Record>]) -> Vec<String> {
+        records.iter().map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data)).collect()
+    }
+
+    #[test]
+    fn service_name_answers_its_selection_with_the_service_ttl() {
+        let s = snapshot();
+        let r = ask(&s, "WWW.svc.example.test.", RecordType::A);
+        assert_eq!((r.rcode, r.authoritative), (ResponseCode::NoError, true));
+        assert_eq!(section(&r.answers), ["www.svc.example.test. 5 A 127.0.0.11"]);
+        assert!(r.authority.is_empty());
+    }
+
+    #[test]
+    fn service_name_without_the_type_is_nodata_with_negative_soa() {
+        let s = snapshot();
+        for qtype in [RecordType::AAAA, RecordType::MX, RecordType::TXT] {
+            let r = ask(&s, "www.svc.example.test.", qtype);
+            assert_eq!((r.rcode, r.authoritative), (ResponseCode::NoError, true), "{qtype}");
+            assert!(r.answers.is_empty(), "{qtype}");
+            let soa = section(&r.authority);
+            assert_eq!(soa.len(), 1);
+            assert!(soa[0].starts_with("svc.example.test. 60 SOA"), "negative TTL is min(TTL, MINIMUM): {soa:?}");
+            assert!(soa[0].contains(" 1000 "), "current serial: {soa:?}");
+        }
+    }
+
+    #[test]
+    fn names_below_a_service_do_not_exist() {
+        let s = snapshot();
+        assert_eq!(ask(&s, "a.www.svc.example.test.", RecordType::A).rcode, ResponseCode::NXDomain);
+    }
+
+    #[test]
+    fn absent_name_is_nxdomain_with_soa() {
+        let s = snapshot();
+        let r = ask(&s, "nope.svc.example.test.", RecordType::A);
+        assert_eq!((r.rcode, r.authoritative), (ResponseCode::NXDomain, true));
+        assert_eq!(section(&r.authority).len(), 1);
+    }
+
+    #[test]
+    fn empty_non_terminal_is_nodata() {
+        let s = snapshot();
+        let r = ask(&s, "y.svc.example.test.", RecordType::A);
+        assert_eq!(r.rcode, ResponseCode::NoError);
+        assert!(r.answers.is_empty());
+        assert_eq!(section(&r.authority).len(), 1);
+    }
+
+    #[test]
+    fn names_outside_every_zone_are_refused() {
+        let s = snapshot();
+        let r = ask(&s, "example.com.", RecordType::A);
+        assert_eq!((r.rcode, r.authoritative), (ResponseCode::Refused, false));
+        assert_eq!(ask(&s, "example.test.", RecordType::SOA).rcode, ResponseCode::Refused);
+    }
+
+    #[test]
+    fn apex_ns_comes_with_in_zone_glue() {
+        let s = snapshot();
+        let r = ask(&s, "svc.example.test.", RecordType::NS);
+        assert_eq!(r.answers.len(), 2);
+        assert_eq!(section(&r.additional), ["ns1.svc.example.test. 3600 A 192.0.2.1"]);
+    }
+
+    #[test]
+    fn cname_is_followed_inside_the_zone_to_the_service() {
+        let s = snapshot();
+        let r = ask(&s, "alias.svc.example.test.", RecordType::A);
+        assert_eq!(section(&r.answers), ["alias.svc.example.test. 3600 CNAME www.svc.example.test.", "www.svc.example.test. 5 A 127.0.0.11"]);
+        let direct = ask(&s, "alias.svc.example.test.", RecordType::CNAME);
+        assert_eq!(direct.answers.len(), 1);
+    }
+
+    #[test]
+    fn cname_out_of_zone_and_loops_stop() {
+        let s = snapshot();
+        let out = ask(&s, "out.svc.example.test.", RecordType::A);
+        assert_eq!((out.rcode, out.answers.len()), (ResponseCode::NoError, 1));
+        let looped = ask(&s, "loop1.svc.example.test.", RecordType::A);
+        assert_eq!(looped.answers.len(), 2);
+        let dangling = ask(&s, "dangling.svc.example.test.", RecordType::A);
+        assert_eq!((dangling.rcode, dangling.answers.len()), (ResponseCode::NXDomain, 1));
+    }
+
+    #[test]
+    fn wildcard_synthesises_the_query_name_but_not_over_existing_names() {
+        let s = snapshot();
+        let r = ask(&s, "any.wild.svc.example.test.", RecordType::A);
+        assert_eq!(section(&r.answers), ["any.wild.svc.example.test. 3600 A 192.0.2.99"]);
+        let nodata = ask(&s, "any.wild.svc.example.test.", RecordType::MX);
+        assert!(nodata.answers.is_empty() && nodata.rcode == ResponseCode::NoError);
+        let real = ask(&s, "here.wild.svc.example.test.", RecordType::A);
+        assert!(real.answers.is_empty(), "an existing name is not covered by the wildcard");
+    }
+
+    #[test]
+    fn names_at_and_below_a_delegation_get_a_referral() {
+        let s = snapshot();
+        for name in ["child.svc.example.test.", "host.child.svc.example.test."] {
+            let r = ask(&s, name, RecordType::A);
+            assert_eq!((r.rcode, r.authoritative), (ResponseCode::NoError, false), "{name}");
+            assert!(r.answers.is_empty());
+            assert_eq!(section(&r.authority), ["child.svc.example.test. 3600 NS ns.child.svc.example.test."]);
+            assert_eq!(section(&r.additional), ["ns.child.svc.example.test. 3600 A 192.0.2.53"]);
+        }
+        let ds = ask(&s, "child.svc.example.test.", RecordType::DS);
+        assert!(ds.authoritative, "DS at the cut is the parent's to answer");
+    }
+
+    #[test]
+    fn any_includes_service_records() {
+        let s = snapshot();
+        let r = ask(&s, "www.svc.example.test.", RecordType::ANY);
+        assert_eq!(section(&r.answers), ["www.svc.example.test. 5 A 127.0.0.11"]);
+    }
+
+    #[test]
+    fn malformed_and_unsupported_requests_get_the_right_rcode() {
+        let s = snapshot();
+        let update = ask_with(&s, "www.svc.example.test.", RecordType::A, DNSClass::IN, OpCode::Update, None);
+        assert_eq!(update.rcode, ResponseCode::NotImp);
+        let badvers = ask_with(&s, "www.svc.example.test.", RecordType::A, DNSClass::IN, OpCode::Query, Some(1));
+        assert_eq!(badvers.rcode, ResponseCode::BADVERS);
+        let chaos = ask_with(&s, "www.svc.example.test.", RecordType::A, DNSClass::CH, OpCode::Query, None);
+        assert_eq!(chaos.rcode, ResponseCode::Refused);
+        let none = answer(&s, &Query { op_code: OpCode::Query, questions: &[], edns_version: None });
+        assert_eq!(none.rcode, ResponseCode::FormErr);
+        assert_eq!(ask(&s, "svc.example.test.", RecordType::AXFR).rcode, ResponseCode::Refused);
+    }
+}
