@@ -72,9 +72,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// INFO for our own events; hickory-server logs every query at INFO, which is query logging,
+/// not operations, so it is held to WARN unless asked for with `FAILOVER_DNS_LOG`.
+const DEFAULT_LOG_FILTER: &str = "info,hickory_server=warn";
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FAILOVER_DNS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

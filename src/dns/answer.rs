@@ -167,7 +167,13 @@ impl<'s> Lookup<'s, '_> {
                     .collect(),
             }
         };
+        let zone = self.zone;
+        let at_apex = *name == zone.data.origin_key;
+        // The apex SOA is served from the snapshot: its serial moves with every answer change.
         let static_set = |rtype: RecordType| -> Vec<&'s Record> {
+            if at_apex && rtype == RecordType::SOA {
+                return vec![&zone.soa];
+            }
             node.and_then(|n| n.rrset(rtype)).map(|set| set.records_without_rrsigs().collect()).unwrap_or_default()
         };
 
@@ -190,8 +196,8 @@ impl<'s> Lookup<'s, '_> {
         let mut found: Vec<&'s Record> = Vec::new();
         match qtype {
             RecordType::ANY => {
-                if let Some(node) = node {
-                    found.extend(node.rrsets.iter().flat_map(|set| set.records_without_rrsigs()));
+                for set in node.iter().flat_map(|n| &n.rrsets) {
+                    found.extend(static_set(set.record_type()));
                 }
                 if let Some(service) = service {
                     found.extend(service.a.iter().chain(&service.aaaa));
@@ -331,6 +337,17 @@ mod tests {
             assert_eq!(soa.len(), 1);
             assert!(soa[0].starts_with("svc.example.test. 60 SOA"), "negative TTL is min(TTL, MINIMUM): {soa:?}");
             assert!(soa[0].contains(" 1000 "), "current serial: {soa:?}");
+        }
+    }
+
+    #[test]
+    fn apex_soa_carries_the_current_serial() {
+        let s = snapshot();
+        for qtype in [RecordType::SOA, RecordType::ANY] {
+            let r = ask(&s, "svc.example.test.", qtype);
+            let soa: Vec<String> = section(&r.answers).into_iter().filter(|r| r.contains(" SOA ")).collect();
+            assert_eq!(soa.len(), 1, "{qtype}");
+            assert!(soa[0].contains(" 1000 "), "{qtype}: {soa:?}");
         }
     }
 

@@ -38,7 +38,6 @@ impl Probe {
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(0)
             .no_proxy()
-            .timeout(check.timeout)
             .user_agent(concat!("failover-dns/", env!("CARGO_PKG_VERSION"), " health check"))
             .danger_accept_invalid_certs(!http.tls_verify);
         let authority = match &http.host {

@@ -1,0 +1,350 @@
+//! Helpers for integration tests: the real `failover-dns` binary on loopback, a small DNS
+//! client, and toy backends that tests start, break and kill.
+//!
+//! Every test gets its own random 127.x.y.z addresses, so tests run in parallel without
+//! sharing ports. Nothing here sleeps a guessed time: [`wait_until`] polls with a deadline.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+
+/// The bundled example zone, used by most tests.
+pub const ZONE: &str = include_str!("../../zones/svc.example.test.zone");
+
+/// Polls `condition` every 10 ms until it holds, or panics naming `what` after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A random loopback address in 127.1.0.0–127.254.255.254, private to one test.
+pub fn loopback_ip() -> IpAddr {
+    let n: u32 = rand::random_range(0x01_00_01..0xFE_FF_FF);
+    IpAddr::V4(Ipv4Addr::new(127, (n >> 16) as u8, (n >> 8) as u8, n as u8))
+}
+
+/// A port free for TCP and UDP on every address in `ips`, as chosen by the OS for the first.
+pub fn free_port(ips: &[IpAddr]) -> u16 {
+    for _ in 0..100 {
+        let Ok(first) = TcpListener::bind((ips[0], 0)) else { continue };
+        let Ok(port) = first.local_addr().map(|a| a.port()) else { continue };
+        let free = ips.iter().all(|ip| {
+            let tcp = ip == &ips[0] || TcpListener::bind((*ip, port)).is_ok();
+            tcp && UdpSocket::bind((*ip, port)).is_ok()
+        });
+        if free {
+            return port;
+        }
+    }
+    panic!("no free port on {ips:?}");
+}
+
+/// A `[[service]]` block with a check of `kind` on `port`, interval and timeout 200 ms,
+/// rise and fall 2, plus any `extra_check` lines.
+pub fn service_toml(name: &str, members: &[IpAddr], kind: &str, port: u16, extra_check: &str) -> String {
+    let members: Vec<String> = members.iter().map(|m| format!("\"{m}\"")).collect();
+    let path = if kind == "http" { "path = \"/health\"\n" } else { "" };
+    format!(
+        "[[service]]\nname = \"{name}\"\nttl = 5\nmembers = [{}]\n\n[service.check]\nkind = \"{kind}\"\nport = {port}\n{path}interval = \"200ms\"\ntimeout = \"200ms\"\nrise = 2\nfall = 2\n{extra_check}\n",
+        members.join(", ")
+    )
+}
+
+/// A running `failover-dns` process serving a temp config; killed on drop.
+pub struct Server {
+    child: Child,
+    /// Where it answers DNS, over UDP and TCP.
+    pub dns: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts the binary with the example zone and `services`, and waits until it answers.
+    pub fn start(services: &str) -> Self {
+        Self::start_with_zone(ZONE, services)
+    }
+
+    /// Starts the binary with `zone` as svc.example.test. and `services`.
+    pub fn start_with_zone(zone: &str, services: &str) -> Self {
+        let ip = loopback_ip();
+        let dns = SocketAddr::new(ip, free_port(&[ip]));
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("svc.zone"), zone).expect("write zone");
+        let config = format!(
+            "[server]\nlisten = [\"{dns}\"]\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n{services}"
+        );
+        let config_path = dir.path().join("failover-dns.toml");
+        fs::write(&config_path, config).expect("write config");
+        let log = fs::File::create(dir.path().join("server.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_failover-dns"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start failover-dns");
+        let mut server = Self { child, dns, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while try_query(dns, "svc.example.test.", RecordType::SOA, Transport::Udp).is_none() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("failover-dns exited with {status} before answering:\n{}", server.log());
+            }
+            assert!(Instant::now() < deadline, "failover-dns did not answer within 20s:\n{}", server.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        server
+    }
+
+    /// Everything the server has logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// The addresses the server answers now for an A query of `name` over UDP.
+    pub fn addresses(&self, name: &str) -> Vec<IpAddr> {
+        addresses(&query(self.dns, name, RecordType::A, Transport::Udp))
+    }
+
+    /// Polls until `name` answers exactly `expected`, returning how long that took.
+    pub fn wait_for_answer(&self, name: &str, expected: &[IpAddr], limit: Duration) -> Duration {
+        let started = Instant::now();
+        wait_until(&format!("{name} to answer {expected:?}"), limit, || {
+            try_query(self.dns, name, RecordType::A, Transport::Udp).is_some_and(|m| addresses(&m) == expected)
+        });
+        started.elapsed()
+    }
+
+    /// The SOA serial served now.
+    pub fn serial(&self) -> u32 {
+        let response = query(self.dns, "svc.example.test.", RecordType::SOA, Transport::Udp);
+        match response.answers.first().map(|r| &r.data) {
+            Some(RData::SOA(soa)) => soa.serial,
+            other => panic!("no SOA in answer: {other:?}"),
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How a query travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// One datagram each way.
+    Udp,
+    /// A fresh TCP connection with two-byte length framing.
+    Tcp,
+}
+
+/// A plain query for `name`/`qtype`, RD clear, with EDNS.
+pub fn request(name: &str, qtype: RecordType) -> Message {
+    let mut message = Message::new(rand::random(), MessageType::Query, OpCode::Query);
+    message.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
+    message.metadata.recursion_desired = false;
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    message.set_edns(edns);
+    message
+}
+
+/// Sends `message` and returns the raw response, or None on timeout (1 s) or error.
+pub fn exchange_raw(server: SocketAddr, bytes: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    let timeout = Some(Duration::from_secs(1));
+    match transport {
+        Transport::Udp => {
+            let bind: SocketAddr = if server.is_ipv4() { "127.0.0.1:0".parse().ok()? } else { "[::1]:0".parse().ok()? };
+            let socket = UdpSocket::bind(bind).ok()?;
+            socket.set_read_timeout(timeout).ok()?;
+            socket.send_to(bytes, server).ok()?;
+            let mut buf = vec![0u8; 65535];
+            let (len, _) = socket.recv_from(&mut buf).ok()?;
+            buf.truncate(len);
+            Some(buf)
+        }
+        Transport::Tcp => {
+            let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(1)).ok()?;
+            stream.set_read_timeout(timeout).ok()?;
+            let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(bytes);
+            stream.write_all(&framed).ok()?;
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).ok()?;
+            let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+            stream.read_exact(&mut buf).ok()?;
+            Some(buf)
+        }
+    }
+}
+
+/// Sends `message`, returning the parsed response if one arrives and matches its ID.
+pub fn exchange(server: SocketAddr, message: &Message, transport: Transport) -> Option<Message> {
+    let raw = exchange_raw(server, &message.to_vec().ok()?, transport)?;
+    let response = Message::from_vec(&raw).ok()?;
+    (response.metadata.id == message.metadata.id).then_some(response)
+}
+
+/// Queries `name`/`qtype`, or None when no answer arrives.
+pub fn try_query(server: SocketAddr, name: &str, qtype: RecordType, transport: Transport) -> Option<Message> {
+    exchange(server, &request(name, qtype), transport)
+}
+
+/// Queries `name`/`qtype`, panicking when no answer arrives.
+pub fn query(server: SocketAddr, name: &str, qtype: RecordType, transport: Transport) -> Message {
+    try_query(server, name, qtype, transport).unwrap_or_else(|| panic!("no answer from {server} for {name} {qtype} over {transport:?}"))
+}
+
+/// The A and AAAA addresses in a response's answer section, in order.
+pub fn addresses(response: &Message) -> Vec<IpAddr> {
+    response
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The response code of a response.
+pub fn rcode(response: &Message) -> ResponseCode {
+    response.metadata.response_code
+}
+
+/// A toy HTTP backend: answers every request with the current status, closes the connection.
+/// [`HttpBackend::kill`] closes the listener, so connections are refused as when a process dies.
+pub struct HttpBackend {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    status: Arc<AtomicU16>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HttpBackend {
+    /// Starts answering 200 on `addr`.
+    pub fn start(addr: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind backend {addr}: {e}"));
+        let status = Arc::new(AtomicU16::new(200));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (status, stop) = (Arc::clone(&status), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if let Ok(stream) = stream {
+                        let status = status.load(Ordering::SeqCst);
+                        std::thread::spawn(move || respond(stream, status));
+                    }
+                }
+            })
+        };
+        Self {
+            addr,
+            status,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Makes every later response answer `status`.
+    pub fn set_status(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Closes the listener: new connections are refused from now on.
+    pub fn kill(mut self) {
+        self.shut();
+    }
+
+    fn shut(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.stop.store(true, Ordering::SeqCst);
+            let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for HttpBackend {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
+fn respond(stream: TcpStream, status: u16) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut reader = BufReader::new(&stream);
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+        if line == "\r\n" || line == "\n" {
+            break;
+        }
+        line.clear();
+    }
+    let mut writer = &stream;
+    let _ = write!(writer, "HTTP/1.1 {status} Status\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// A backend that accepts TCP connections (the kernel completes the handshake) but never
+/// reads or answers: a hung process.
+pub struct HungBackend {
+    _listener: TcpListener,
+}
+
+impl HungBackend {
+    /// Starts hanging on `addr`.
+    pub fn start(addr: SocketAddr) -> Self {
+        Self {
+            _listener: TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind hung backend {addr}: {e}")),
+        }
+    }
+}
+
+/// Runs the binary with `args` to completion, returning its status and stderr.
+pub fn run_binary(args: &[&str], cwd: &Path) -> (ExitStatus, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_failover-dns"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run failover-dns");
+    (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// The repository root, for tests of the bundled example files.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}

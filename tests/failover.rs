@@ -1,0 +1,161 @@
+//! Failover end to end: the real binary, real HTTP/TCP backends on loopback, real DNS over
+//! UDP and TCP. Backends are killed (listener closed: connections refused), hung (accept,
+//! never answer) or made to answer 503.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_proto::rr::RecordType;
+
+const WWW: &str = "www.svc.example.test.";
+
+/// Two members on their own loopback addresses sharing one free port.
+fn two_members() -> (SocketAddr, SocketAddr) {
+    let (primary, standby) = (loopback_ip(), loopback_ip());
+    let port = free_port(&[primary, standby]);
+    (SocketAddr::new(primary, port), SocketAddr::new(standby, port))
+}
+
+#[test]
+fn fails_over_when_primary_dies_and_fails_back_after_rise() {
+    let (p, s) = two_members();
+    let primary = HttpBackend::start(p);
+    let _standby = HttpBackend::start(s);
+    let server = Server::start(&service_toml(WWW, &[p.ip(), s.ip()], "http", p.port(), ""));
+    // Both members up: the primary is the answer, over UDP and TCP alike.
+    wait_until("both members up", Duration::from_secs(10), || server.log().matches("is up").count() == 2);
+    assert_eq!(server.addresses(WWW), [p.ip()]);
+    assert_eq!(addresses(&query(server.dns, WWW, RecordType::A, Transport::Tcp)), [p.ip()]);
+    let serial_before = server.serial();
+
+    let killed = Instant::now();
+    primary.kill();
+    server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
+    eprintln!("failover latency (http, interval 200ms, timeout 200ms, fall 2): {:?}", killed.elapsed());
+    assert!(server.serial() > serial_before, "an answer change must bump the SOA serial");
+    let log = server.log();
+    assert!(log.contains(&format!("member {} of {WWW} is down: connection refused", p.ip())), "{log}");
+    assert!(log.contains(&format!("{WWW} A answer changed from {} to {}", p.ip(), s.ip())), "{log}");
+
+    let _primary = HttpBackend::start(p);
+    server.wait_for_answer(WWW, &[p.ip()], Duration::from_secs(10));
+    assert!(server.log().contains("2 consecutive checks passed"), "failback waits for rise checks");
+}
+
+#[test]
+fn fails_over_when_primary_answers_http_503() {
+    let (p, s) = two_members();
+    let primary = HttpBackend::start(p);
+    let _standby = HttpBackend::start(s);
+    let server = Server::start(&service_toml(WWW, &[p.ip(), s.ip()], "http", p.port(), ""));
+    wait_until("both members up", Duration::from_secs(10), || server.log().matches("is up").count() == 2);
+    primary.set_status(503);
+    server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
+    assert!(server.log().contains("is down: HTTP 503"), "{}", server.log());
+}
+
+#[test]
+fn tcp_check_fails_over_on_connection_refused() {
+    let (p, s) = two_members();
+    let primary = HttpBackend::start(p);
+    let _standby = HttpBackend::start(s);
+    let server = Server::start(&service_toml(WWW, &[p.ip(), s.ip()], "tcp", p.port(), ""));
+    wait_until("both members up", Duration::from_secs(10), || server.log().matches("is up").count() == 2);
+    primary.kill();
+    server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
+    let over_tcp = query(server.dns, WWW, RecordType::A, Transport::Tcp);
+    assert_eq!(addresses(&over_tcp), [s.ip()]);
+}
+
+#[test]
+fn hung_backend_is_marked_down_by_timeout() {
+    let (p, s) = two_members();
+    let _primary = HungBackend::start(p);
+    let _standby = HttpBackend::start(s);
+    let server = Server::start(&service_toml(WWW, &[p.ip(), s.ip()], "http", p.port(), ""));
+    server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
+    let log = server.log();
+    assert!(log.contains(&format!("member {} of {WWW} is down: timeout after 200ms", p.ip())), "{log}");
+}
+
+#[test]
+fn all_members_down_fails_open_and_says_so() {
+    let (p, s) = two_members();
+    let server = Server::start(&service_toml(WWW, &[p.ip(), s.ip()], "tcp", p.port(), ""));
+    server.wait_for_answer(WWW, &[p.ip(), s.ip()], Duration::from_secs(10));
+    assert!(server.log().contains(&format!("every A member of {WWW} is down; failing open")), "{}", server.log());
+
+    let _standby = HttpBackend::start(s);
+    server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
+}
+
+#[test]
+fn answers_the_primary_until_its_first_check_completes() {
+    let (p, s) = two_members();
+    let _primary = HungBackend::start(p);
+    let _standby = HttpBackend::start(s);
+    let service = service_toml(WWW, &[p.ip(), s.ip()], "http", p.port(), "")
+        .replace("interval = \"200ms\"", "interval = \"10s\"")
+        .replace("timeout = \"200ms\"", "timeout = \"3s\"");
+    let server = Server::start(&service);
+    // The primary's first check hangs for 3 s; until it times out the primary is unknown,
+    // which counts as healthy.
+    assert_eq!(server.addresses(WWW), [p.ip()]);
+    assert!(!server.log().contains("is down"), "no check has failed yet");
+    server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
+    assert!(server.log().contains("is down: timeout after 3s"), "{}", server.log());
+}
+
+#[test]
+fn without_failback_the_answer_stays_on_the_standby() {
+    let (p, s) = two_members();
+    let primary = HttpBackend::start(p);
+    let _standby = HttpBackend::start(s);
+    let service = service_toml(WWW, &[p.ip(), s.ip()], "tcp", p.port(), "").replace("ttl = 5\n", "ttl = 5\nfailback = false\n");
+    let server = Server::start(&service);
+    wait_until("both members up", Duration::from_secs(10), || server.log().matches("is up").count() == 2);
+    primary.kill();
+    server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
+    let _primary = HttpBackend::start(p);
+    wait_until("primary up again", Duration::from_secs(10), || server.log().contains("2 consecutive checks passed"));
+    assert_eq!(server.addresses(WWW), [s.ip()], "a recovered primary does not take the answer back");
+}
+
+#[test]
+fn ipv4_and_ipv6_members_fail_over_per_family() {
+    let (p4, s4) = two_members();
+    // Nothing listens on the v6 members (::2 is not even local), so AAAA fails open.
+    let (p6, s6): (IpAddr, IpAddr) = ("::1".parse().expect("v6"), "::2".parse().expect("v6"));
+    let _primary = HttpBackend::start(p4);
+    let _standby = HttpBackend::start(s4);
+    let members = [p4.ip(), p6, s4.ip(), s6];
+    let service = service_toml(WWW, &members, "tcp", p4.port(), "");
+    let server = Server::start(&service);
+    wait_until("v4 primary up", Duration::from_secs(10), || server.log().contains(&format!("member {} of {WWW} is up", p4.ip())));
+    assert_eq!(server.addresses(WWW), [p4.ip()]);
+    wait_until("AAAA fails open", Duration::from_secs(10), || {
+        addresses(&query(server.dns, WWW, RecordType::AAAA, Transport::Udp)).len() == 2
+    });
+}
+
+#[test]
+fn queries_are_answered_while_checks_hang() {
+    let (p, s) = two_members();
+    let _primary = HungBackend::start(p);
+    let _standby = HungBackend::start(s);
+    let service = service_toml(WWW, &[p.ip(), s.ip()], "http", p.port(), "")
+        .replace("interval = \"200ms\"", "interval = \"5s\"")
+        .replace("timeout = \"200ms\"", "timeout = \"5s\"");
+    let server = Server::start(&service);
+    // Every check is stuck for 5 s; each of these queries must still be answered (1 s client
+    // timeout), and with the unchanged primary.
+    for i in 0..500 {
+        let transport = if i % 10 == 0 { Transport::Tcp } else { Transport::Udp };
+        let response = try_query(server.dns, WWW, RecordType::A, transport).unwrap_or_else(|| panic!("query {i} unanswered while checks hang"));
+        assert_eq!(addresses(&response), [p.ip()]);
+    }
+    assert!(!server.log().contains("is down"), "the checks were still pending");
+}
