@@ -210,12 +210,19 @@ mod spanned_duration {
     use std::time::Duration;
     use toml::Spanned;
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Spanned<Duration>, D::Error> {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Spanned<Duration>, D::Error> {
         let text: Spanned<String> = serde::Deserialize::deserialize(d)?;
         let span = text.span();
         humantime::parse_duration(text.get_ref())
             .map(|duration| Spanned::new(span, duration))
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {:?}: {e} (write e.g. \"500ms\" or \"2s\")", text.get_ref())))
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "invalid duration {:?}: {e} (write e.g. \"500ms\" or \"2s\")",
+                    text.get_ref()
+                ))
+            })
     }
 }
 
@@ -262,7 +269,10 @@ impl Validator<'_> {
 
     fn server(&self, raw: RawServer) -> Result<ServerPlan, LoadError> {
         if raw.listen.get_ref().is_empty() {
-            return Err(self.error(raw.listen.span(), "`listen` is empty; give at least one address, e.g. [\"127.0.0.1:5300\"]"));
+            return Err(self.error(
+                raw.listen.span(),
+                "`listen` is empty; give at least one address, e.g. [\"127.0.0.1:5300\"]",
+            ));
         }
         let mut listen = Vec::new();
         for addr in raw.listen.into_inner() {
@@ -270,7 +280,10 @@ impl Validator<'_> {
                 self.error(addr.span(), format!("invalid listen address {:?}; write IP:PORT, e.g. \"127.0.0.1:5300\" or \"[::1]:5300\"", addr.get_ref()))
             })?;
             if listen.contains(&parsed) {
-                return Err(self.error(addr.span(), format!("listen address {parsed} is given twice")));
+                return Err(self.error(
+                    addr.span(),
+                    format!("listen address {parsed} is given twice"),
+                ));
             }
             listen.push(parsed);
         }
@@ -282,17 +295,34 @@ impl Validator<'_> {
 
     fn zone(&self, raw: RawZone, earlier: &[StaticZone]) -> Result<StaticZone, LoadError> {
         let origin = self.fqdn(&raw.origin, "zone origin")?;
-        if earlier.iter().any(|z| z.origin_key == LowerName::new(&origin)) {
-            return Err(self.error(raw.origin.span(), format!("zone {origin} is configured twice")));
+        if earlier
+            .iter()
+            .any(|z| z.origin_key == LowerName::new(&origin))
+        {
+            return Err(self.error(
+                raw.origin.span(),
+                format!("zone {origin} is configured twice"),
+            ));
         }
         let file = self.relative_path(raw.file.get_ref());
         if !file.is_file() {
-            return Err(self.error(raw.file.span(), format!("zone file {} does not exist (relative paths are relative to the config file)", file.display())));
+            return Err(self.error(
+                raw.file.span(),
+                format!(
+                    "zone file {} does not exist (relative paths are relative to the config file)",
+                    file.display()
+                ),
+            ));
         }
         zone::load(&file, &origin)
     }
 
-    fn service(&self, raw: RawService, zones: &mut [StaticZone], earlier: &[ServicePlan]) -> Result<ServicePlan, LoadError> {
+    fn service(
+        &self,
+        raw: RawService,
+        zones: &mut [StaticZone],
+        earlier: &[ServicePlan],
+    ) -> Result<ServicePlan, LoadError> {
         let name = self.fqdn(&raw.name, "service name")?;
         let key = LowerName::new(&name);
         let span = raw.name.span();
@@ -318,7 +348,10 @@ impl Validator<'_> {
             }
         }
         if !(1..=i32::MAX as u32).contains(raw.ttl.get_ref()) {
-            return Err(self.error(raw.ttl.span(), format!("ttl {} is out of range 1..=2147483647", raw.ttl.get_ref())));
+            return Err(self.error(
+                raw.ttl.span(),
+                format!("ttl {} is out of range 1..=2147483647", raw.ttl.get_ref()),
+            ));
         }
 
         let members_span = raw.members.span();
@@ -333,7 +366,10 @@ impl Validator<'_> {
             members.push(addr);
         }
         if members.is_empty() {
-            return Err(self.error(members_span, format!("service {name} has no members; list the primary first, then standbys")));
+            return Err(self.error(
+                members_span,
+                format!("service {name} has no members; list the primary first, then standbys"),
+            ));
         }
 
         let check = self.check(raw.check.into_inner())?;
@@ -359,11 +395,16 @@ impl Validator<'_> {
                     raw.path.as_ref().map(|s| ("path", s.span())),
                     raw.host.as_ref().map(|s| ("host", s.span())),
                     raw.scheme.as_ref().map(|s| ("scheme", s.span())),
-                    raw.expect_status.as_ref().map(|s| ("expect_status", s.span())),
+                    raw.expect_status
+                        .as_ref()
+                        .map(|s| ("expect_status", s.span())),
                     raw.tls_verify.as_ref().map(|s| ("tls_verify", s.span())),
                 ];
                 if let Some((key, span)) = http_only.into_iter().flatten().next() {
-                    return Err(self.error(span, format!("`{key}` applies only to kind = \"http\" checks")));
+                    return Err(self.error(
+                        span,
+                        format!("`{key}` applies only to kind = \"http\" checks"),
+                    ));
                 }
                 CheckKind::Tcp
             }
@@ -374,7 +415,13 @@ impl Validator<'_> {
             return Err(self.error(raw.interval.span(), "check interval must be above zero"));
         }
         if timeout.is_zero() || timeout > interval {
-            return Err(self.error(raw.timeout.span(), format!("check timeout must be above zero and at most the interval ({})", humantime::format_duration(interval))));
+            return Err(self.error(
+                raw.timeout.span(),
+                format!(
+                    "check timeout must be above zero and at most the interval ({})",
+                    humantime::format_duration(interval)
+                ),
+            ));
         }
         for threshold in [&raw.rise, &raw.fall] {
             if !(1..=1000).contains(threshold.get_ref()) {
@@ -395,17 +442,34 @@ impl Validator<'_> {
         let scheme = match &raw.scheme {
             None => "http".to_string(),
             Some(s) if s.get_ref() == "http" || s.get_ref() == "https" => s.get_ref().clone(),
-            Some(s) => return Err(self.error(s.span(), format!("scheme {:?} is not \"http\" or \"https\"", s.get_ref()))),
+            Some(s) => {
+                return Err(self.error(
+                    s.span(),
+                    format!("scheme {:?} is not \"http\" or \"https\"", s.get_ref()),
+                ));
+            }
         };
         let path = match &raw.path {
             None => "/".to_string(),
             Some(p) if p.get_ref().starts_with('/') => p.get_ref().clone(),
-            Some(p) => return Err(self.error(p.span(), format!("path {:?} must start with '/'", p.get_ref()))),
+            Some(p) => {
+                return Err(self.error(
+                    p.span(),
+                    format!("path {:?} must start with '/'", p.get_ref()),
+                ));
+            }
         };
         let host = match &raw.host {
             None => None,
-            Some(h) if !h.get_ref().is_empty() && !h.get_ref().contains(['/', ' ']) => Some(h.get_ref().clone()),
-            Some(h) => return Err(self.error(h.span(), format!("host {:?} is not a host name", h.get_ref()))),
+            Some(h) if !h.get_ref().is_empty() && !h.get_ref().contains(['/', ' ']) => {
+                Some(h.get_ref().clone())
+            }
+            Some(h) => {
+                return Err(self.error(
+                    h.span(),
+                    format!("host {:?} is not a host name", h.get_ref()),
+                ));
+            }
         };
         let expect_status = match &raw.expect_status {
             None => 200..=399,
@@ -421,7 +485,9 @@ impl Validator<'_> {
     }
 
     fn status_range(&self, raw: &Spanned<RawStatus>) -> Result<RangeInclusive<u16>, LoadError> {
-        let bad = || self.error(raw.span(), "expect_status must be a status like 200 or a range like \"200-299\" within 100..=599");
+        let bad = || {
+            self.error(raw.span(), "expect_status must be a status like 200 or a range like \"200-299\" within 100..=599")
+        };
         let (low, high) = match raw.get_ref() {
             RawStatus::One(code) => (*code, *code),
             RawStatus::Range(text) => {
@@ -438,8 +504,12 @@ impl Validator<'_> {
     }
 
     fn fqdn(&self, raw: &Spanned<String>, what: &str) -> Result<Name, LoadError> {
-        let mut name = Name::from_ascii(raw.get_ref())
-            .map_err(|e| self.error(raw.span(), format!("{what} {:?} is not a valid domain name: {e}", raw.get_ref())))?;
+        let mut name = Name::from_ascii(raw.get_ref()).map_err(|e| {
+            self.error(
+                raw.span(),
+                format!("{what} {:?} is not a valid domain name: {e}", raw.get_ref()),
+            )
+        })?;
         if name.is_root() || raw.get_ref().is_empty() {
             return Err(self.error(raw.span(), format!("{what} must not be the root")));
         }
@@ -471,7 +541,9 @@ mod tests {
     }
 
     fn config_with_service(service: &str) -> String {
-        format!("[server]\nlisten = [\"127.0.0.1:5300\"]\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"z.zone\"\n\n[[service]]\n{service}")
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:5300\"]\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"z.zone\"\n\n[[service]]\n{service}"
+        )
     }
 
     const SERVICE: &str = "name = \"www.svc.example.test.\"\nmembers = [\"192.0.2.11\", \"2001:db8::12\"]\n[service.check]\nkind = \"tcp\"\nport = 80\n";
@@ -492,7 +564,10 @@ mod tests {
         assert_eq!(service.check.timeout, Duration::from_millis(500));
         assert_eq!((service.check.rise, service.check.fall), (2, 2));
         let key = LowerName::new(&service.name);
-        assert!(plan.zones[0].names.contains(&key), "service name must exist in its zone");
+        assert!(
+            plan.zones[0].names.contains(&key),
+            "service name must exist in its zone"
+        );
     }
 
     #[test]
@@ -504,46 +579,66 @@ mod tests {
 
     #[test]
     fn unknown_key_names_its_line() {
-        let err = error_for(&config_with_service(&SERVICE.replace("port = 80", "port = 80\nintreval = \"1s\"")));
+        let err = error_for(&config_with_service(
+            &SERVICE.replace("port = 80", "port = 80\nintreval = \"1s\""),
+        ));
         assert_eq!(err.line, Some(14), "{err}");
         assert!(err.message.contains("intreval"), "{err}");
     }
 
     #[test]
     fn bad_member_names_its_line() {
-        let err = error_for(&config_with_service(&SERVICE.replace("2001:db8::12", "host.example")));
+        let err = error_for(&config_with_service(
+            &SERVICE.replace("2001:db8::12", "host.example"),
+        ));
         assert_eq!(err.line, Some(10), "{err}");
         assert!(err.message.contains("not an IP address"), "{err}");
     }
 
     #[test]
     fn service_outside_every_zone_is_rejected() {
-        let err = error_for(&config_with_service(&SERVICE.replace("www.svc.example.test.", "www.elsewhere.test.")));
+        let err = error_for(&config_with_service(
+            &SERVICE.replace("www.svc.example.test.", "www.elsewhere.test."),
+        ));
         assert_eq!(err.line, Some(9), "{err}");
-        assert!(err.message.contains("not inside any configured zone"), "{err}");
+        assert!(
+            err.message.contains("not inside any configured zone"),
+            "{err}"
+        );
     }
 
     #[test]
     fn service_clashing_with_static_records_is_rejected() {
         let err = error_for(&config_with_service(&SERVICE.replace("www.", "mail.")));
-        assert!(err.message.contains("clashes with the static A records"), "{err}");
+        assert!(
+            err.message.contains("clashes with the static A records"),
+            "{err}"
+        );
     }
 
     #[test]
     fn timeout_longer_than_interval_is_rejected() {
-        let err = error_for(&config_with_service(&SERVICE.replace("port = 80", "port = 80\ninterval = \"1s\"\ntimeout = \"2s\"")));
+        let err = error_for(&config_with_service(&SERVICE.replace(
+            "port = 80",
+            "port = 80\ninterval = \"1s\"\ntimeout = \"2s\"",
+        )));
         assert_eq!(err.line, Some(15), "{err}");
     }
 
     #[test]
     fn http_keys_on_tcp_check_are_rejected() {
-        let err = error_for(&config_with_service(&SERVICE.replace("port = 80", "port = 80\npath = \"/health\"")));
+        let err = error_for(&config_with_service(
+            &SERVICE.replace("port = 80", "port = 80\npath = \"/health\""),
+        ));
         assert!(err.message.contains("only to kind = \"http\""), "{err}");
     }
 
     #[test]
     fn http_check_parses_status_range() {
-        let (_dir, path) = write_config(&config_with_service(&SERVICE.replace("kind = \"tcp\"", "kind = \"http\"\npath = \"/health\"\nexpect_status = \"200-204\"")));
+        let (_dir, path) = write_config(&config_with_service(&SERVICE.replace(
+            "kind = \"tcp\"",
+            "kind = \"http\"\npath = \"/health\"\nexpect_status = \"200-204\"",
+        )));
         let plan = load(&path).expect("loads");
         match &plan.services[0].check.kind {
             CheckKind::Http(http) => assert_eq!(http.expect_status, 200..=204),
@@ -553,7 +648,9 @@ mod tests {
 
     #[test]
     fn bad_duration_names_its_line() {
-        let err = error_for(&config_with_service(&SERVICE.replace("port = 80", "port = 80\ninterval = \"soon\"")));
+        let err = error_for(&config_with_service(
+            &SERVICE.replace("port = 80", "port = 80\ninterval = \"soon\""),
+        ));
         assert_eq!(err.line, Some(14), "{err}");
         assert!(err.message.contains("invalid duration"), "{err}");
     }

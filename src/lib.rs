@@ -25,7 +25,12 @@ use crate::health::Monitor;
 pub async fn run(plan: Plan) -> anyhow::Result<()> {
     let monitor = Monitor::new(plan.clone());
     let cell = Arc::new(ArcSwap::from_pointee(monitor.snapshot()));
-    let mut server = dns::server::serve(&plan.server.listen, plan.server.tcp_idle_timeout, Arc::clone(&cell)).await?;
+    let mut server = dns::server::serve(
+        &plan.server.listen,
+        plan.server.tcp_idle_timeout,
+        Arc::clone(&cell),
+    )
+    .await?;
     let checks = monitor.start(cell);
     info!(
         zones = plan.zones.len(),
@@ -46,7 +51,10 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
 
 async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {

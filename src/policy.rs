@@ -21,7 +21,12 @@ pub struct Selection {
 /// Chooses the answer for one family. `members` are that family's members in priority order
 /// with their states; `current` is what the family answers now (used when `failback` is off,
 /// to stay on a healthy standby instead of moving back to a recovered primary).
-pub fn select(policy: Policy, failback: bool, members: &[(IpAddr, State)], current: &[IpAddr]) -> Selection {
+pub fn select(
+    policy: Policy,
+    failback: bool,
+    members: &[(IpAddr, State)],
+    current: &[IpAddr],
+) -> Selection {
     match policy {
         Policy::Failover => failover(failback, members, current),
     }
@@ -33,7 +38,9 @@ fn failover(failback: bool, members: &[(IpAddr, State)], current: &[IpAddr]) -> 
     }
     if !failback
         && let [held] = current
-        && members.iter().any(|(addr, state)| addr == held && state.is_usable())
+        && members
+            .iter()
+            .any(|(addr, state)| addr == held && state.is_usable())
     {
         return Selection {
             addresses: vec![*held],
@@ -61,24 +68,49 @@ mod tests {
     }
 
     fn members(states: &[State]) -> Vec<(IpAddr, State)> {
-        states.iter().enumerate().map(|(i, s)| (ip(&format!("192.0.2.{}", i + 1)), *s)).collect()
+        states
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (ip(&format!("192.0.2.{}", i + 1)), *s))
+            .collect()
     }
 
     #[test]
     fn answers_the_first_usable_member() {
-        let sel = select(Policy::Failover, true, &members(&[State::Down, State::Up, State::Up]), &[]);
-        assert_eq!(sel, Selection { addresses: vec![ip("192.0.2.2")], failing_open: false });
+        let sel = select(
+            Policy::Failover,
+            true,
+            &members(&[State::Down, State::Up, State::Up]),
+            &[],
+        );
+        assert_eq!(
+            sel,
+            Selection {
+                addresses: vec![ip("192.0.2.2")],
+                failing_open: false
+            }
+        );
     }
 
     #[test]
     fn unchecked_primary_is_answered_at_start() {
-        let sel = select(Policy::Failover, true, &members(&[State::Unknown, State::Unknown]), &[]);
+        let sel = select(
+            Policy::Failover,
+            true,
+            &members(&[State::Unknown, State::Unknown]),
+            &[],
+        );
         assert_eq!(sel.addresses, vec![ip("192.0.2.1")]);
     }
 
     #[test]
     fn all_down_fails_open_with_every_member() {
-        let sel = select(Policy::Failover, true, &members(&[State::Down, State::Down]), &[]);
+        let sel = select(
+            Policy::Failover,
+            true,
+            &members(&[State::Down, State::Down]),
+            &[],
+        );
         assert_eq!(sel.addresses, vec![ip("192.0.2.1"), ip("192.0.2.2")]);
         assert!(sel.failing_open);
     }
@@ -94,18 +126,31 @@ mod tests {
 
     #[test]
     fn without_failback_a_failed_standby_moves_to_the_first_usable() {
-        let sel = select(Policy::Failover, false, &members(&[State::Up, State::Down]), &[ip("192.0.2.2")]);
+        let sel = select(
+            Policy::Failover,
+            false,
+            &members(&[State::Up, State::Down]),
+            &[ip("192.0.2.2")],
+        );
         assert_eq!(sel.addresses, vec![ip("192.0.2.1")]);
     }
 
     #[test]
     fn without_failback_fail_open_does_not_stick() {
-        let sel = select(Policy::Failover, false, &members(&[State::Down, State::Up]), &[ip("192.0.2.1"), ip("192.0.2.2")]);
+        let sel = select(
+            Policy::Failover,
+            false,
+            &members(&[State::Down, State::Up]),
+            &[ip("192.0.2.1"), ip("192.0.2.2")],
+        );
         assert_eq!(sel.addresses, vec![ip("192.0.2.2")]);
     }
 
     #[test]
     fn empty_family_answers_nothing() {
-        assert_eq!(select(Policy::Failover, true, &[], &[]), Selection::default());
+        assert_eq!(
+            select(Policy::Failover, true, &[], &[]),
+            Selection::default()
+        );
     }
 }

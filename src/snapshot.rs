@@ -49,8 +49,16 @@ impl ServiceRecords {
         let mut records = Self::default();
         for addr in addresses {
             match addr {
-                IpAddr::V4(v4) => records.a.push(Record::from_rdata(name.clone(), ttl, RData::A(A(v4)))),
-                IpAddr::V6(v6) => records.aaaa.push(Record::from_rdata(name.clone(), ttl, RData::AAAA(AAAA(v6)))),
+                IpAddr::V4(v4) => {
+                    records
+                        .a
+                        .push(Record::from_rdata(name.clone(), ttl, RData::A(A(v4))))
+                }
+                IpAddr::V6(v6) => {
+                    records
+                        .aaaa
+                        .push(Record::from_rdata(name.clone(), ttl, RData::AAAA(AAAA(v6))))
+                }
             }
         }
         records
@@ -59,7 +67,11 @@ impl ServiceRecords {
 
 impl ZoneSnapshot {
     /// The zone with its SOA serial set to `serial` and the given service answers.
-    pub fn new(data: Arc<StaticZone>, serial: u32, services: HashMap<LowerName, ServiceRecords>) -> Self {
+    pub fn new(
+        data: Arc<StaticZone>,
+        serial: u32,
+        services: HashMap<LowerName, ServiceRecords>,
+    ) -> Self {
         let mut soa = data.soa.clone();
         let mut negative_ttl = soa.ttl;
         if let RData::SOA(soa_data) = &mut soa.data {
@@ -107,7 +119,11 @@ pub fn next_serial(old: u32, now: u32) -> u32 {
 
 /// The later of two serials in RFC 1982 arithmetic (`a` when they are equal or incomparable).
 pub fn later_serial(a: u32, b: u32) -> u32 {
-    if b != a && (b.wrapping_sub(a) as i32) > 0 { b } else { a }
+    if b != a && (b.wrapping_sub(a) as i32) > 0 {
+        b
+    } else {
+        a
+    }
 }
 
 #[cfg(test)]

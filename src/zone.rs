@@ -93,14 +93,21 @@ pub fn load(path: &Path, origin: &Name) -> Result<StaticZone, LoadError> {
     if let Some(key) = records.keys().find(|k| !origin_key.zone_of(&k.name)) {
         let name = key.name.clone();
         return Err(blame(
-            format!("{name} is outside the zone {origin}; only names ending in {origin} belong here"),
+            format!(
+                "{name} is outside the zone {origin}; only names ending in {origin} belong here"
+            ),
             &|r| r.keys().any(|k| k.name == name),
         ));
     }
     if let Some(set) = records.values().find(|s| s.dns_class() != DNSClass::IN) {
         let key = RrKey::new(LowerName::new(set.name()), set.record_type());
         return Err(blame(
-            format!("{} {} has class {}; only IN is served", set.name(), set.record_type(), set.dns_class()),
+            format!(
+                "{} {} has class {}; only IN is served",
+                set.name(),
+                set.record_type(),
+                set.dns_class()
+            ),
             &|r| r.contains_key(&key),
         ));
     }
@@ -113,12 +120,14 @@ pub fn load(path: &Path, origin: &Name) -> Result<StaticZone, LoadError> {
         }
         if key.record_type == RecordType::CNAME {
             let name = key.name.clone();
-            let others = |r: &Parsed| {
-                r.keys().filter(|k| k.name == name).count() > 1 && r.contains_key(key)
-            };
+            let others =
+                |r: &Parsed| r.keys().filter(|k| k.name == name).count() > 1 && r.contains_key(key);
             if others(&records) {
                 return Err(blame(
-                    format!("{} has a CNAME and other records; a CNAME must be alone at its name (RFC 1034 §3.6.2)", set.name()),
+                    format!(
+                        "{} has a CNAME and other records; a CNAME must be alone at its name (RFC 1034 §3.6.2)",
+                        set.name()
+                    ),
                     &others,
                 ));
             }
@@ -130,7 +139,10 @@ pub fn load(path: &Path, origin: &Name) -> Result<StaticZone, LoadError> {
         .and_then(|set| set.records_without_rrsigs().next().cloned())
         .ok_or_else(|| LoadError::in_file(path, format!("no SOA record at the zone apex {origin}; add one, e.g. `@ 3600 IN SOA ns1 hostmaster 1 7200 900 1209600 60`")))?;
     if !records.contains_key(&RrKey::new(origin_key.clone(), RecordType::NS)) {
-        return Err(LoadError::in_file(path, format!("no NS records at the zone apex {origin}; list the servers that answer for it")));
+        return Err(LoadError::in_file(
+            path,
+            format!("no NS records at the zone apex {origin}; list the servers that answer for it"),
+        ));
     }
 
     let mut zone = StaticZone {
@@ -220,7 +232,7 @@ fn entry_ends(text: &str) -> Vec<(usize, usize)> {
             }
         }
     }
-    if text[entries.last().map_or(0, |e| e.0)..].trim().len() > 0 {
+    if !text[entries.last().map_or(0, |e| e.0)..].trim().is_empty() {
         entries.push((text.len(), entry_line));
     }
     entries
@@ -257,7 +269,9 @@ mod tests {
 
     #[test]
     fn syntax_error_names_the_line() {
-        let (_dir, path) = zone_file(&format!("{GOOD}bad IN A not-an-address\nok IN A 192.0.2.2\n"));
+        let (_dir, path) = zone_file(&format!(
+            "{GOOD}bad IN A not-an-address\nok IN A 192.0.2.2\n"
+        ));
         let err = load(&path, &origin()).expect_err("must fail");
         assert_eq!(err.line, Some(8), "{err}");
         assert!(err.to_string().contains("test.zone:8:"), "{err}");

@@ -16,7 +16,10 @@ const WWW: &str = "www.svc.example.test.";
 fn two_members() -> (SocketAddr, SocketAddr) {
     let (primary, standby) = (loopback_ip(), loopback_ip());
     let port = free_port(&[primary, standby]);
-    (SocketAddr::new(primary, port), SocketAddr::new(standby, port))
+    (
+        SocketAddr::new(primary, port),
+        SocketAddr::new(standby, port),
+    )
 }
 
 #[test]
@@ -26,23 +29,50 @@ fn fails_over_when_primary_dies_and_fails_back_after_rise() {
     let _standby = HttpBackend::start(s);
     let server = Server::start(&service_toml(WWW, &[p.ip(), s.ip()], "http", p.port(), ""));
     // Both members up: the primary is the answer, over UDP and TCP alike.
-    wait_until("both members up", Duration::from_secs(10), || server.log().matches("is up").count() == 2);
+    wait_until("both members up", Duration::from_secs(10), || {
+        server.log().matches("is up").count() == 2
+    });
     assert_eq!(server.addresses(WWW), [p.ip()]);
-    assert_eq!(addresses(&query(server.dns, WWW, RecordType::A, Transport::Tcp)), [p.ip()]);
+    assert_eq!(
+        addresses(&query(server.dns, WWW, RecordType::A, Transport::Tcp)),
+        [p.ip()]
+    );
     let serial_before = server.serial();
 
     let killed = Instant::now();
     primary.kill();
     server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
-    eprintln!("failover latency (http, interval 200ms, timeout 200ms, fall 2): {:?}", killed.elapsed());
-    assert!(server.serial() > serial_before, "an answer change must bump the SOA serial");
+    eprintln!(
+        "failover latency (http, interval 200ms, timeout 200ms, fall 2): {:?}",
+        killed.elapsed()
+    );
+    assert!(
+        server.serial() > serial_before,
+        "an answer change must bump the SOA serial"
+    );
     let log = server.log();
-    assert!(log.contains(&format!("member {} of {WWW} is down: connection refused", p.ip())), "{log}");
-    assert!(log.contains(&format!("{WWW} A answer changed from {} to {}", p.ip(), s.ip())), "{log}");
+    assert!(
+        log.contains(&format!(
+            "member {} of {WWW} is down: connection refused",
+            p.ip()
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "{WWW} A answer changed from {} to {}",
+            p.ip(),
+            s.ip()
+        )),
+        "{log}"
+    );
 
     let _primary = HttpBackend::start(p);
     server.wait_for_answer(WWW, &[p.ip()], Duration::from_secs(10));
-    assert!(server.log().contains("2 consecutive checks passed"), "failback waits for rise checks");
+    assert!(
+        server.log().contains("2 consecutive checks passed"),
+        "failback waits for rise checks"
+    );
 }
 
 #[test]
@@ -51,10 +81,16 @@ fn fails_over_when_primary_answers_http_503() {
     let primary = HttpBackend::start(p);
     let _standby = HttpBackend::start(s);
     let server = Server::start(&service_toml(WWW, &[p.ip(), s.ip()], "http", p.port(), ""));
-    wait_until("both members up", Duration::from_secs(10), || server.log().matches("is up").count() == 2);
+    wait_until("both members up", Duration::from_secs(10), || {
+        server.log().matches("is up").count() == 2
+    });
     primary.set_status(503);
     server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
-    assert!(server.log().contains("is down: HTTP 503"), "{}", server.log());
+    assert!(
+        server.log().contains("is down: HTTP 503"),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]
@@ -63,7 +99,9 @@ fn tcp_check_fails_over_on_connection_refused() {
     let primary = HttpBackend::start(p);
     let _standby = HttpBackend::start(s);
     let server = Server::start(&service_toml(WWW, &[p.ip(), s.ip()], "tcp", p.port(), ""));
-    wait_until("both members up", Duration::from_secs(10), || server.log().matches("is up").count() == 2);
+    wait_until("both members up", Duration::from_secs(10), || {
+        server.log().matches("is up").count() == 2
+    });
     primary.kill();
     server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
     let over_tcp = query(server.dns, WWW, RecordType::A, Transport::Tcp);
@@ -78,7 +116,13 @@ fn hung_backend_is_marked_down_by_timeout() {
     let server = Server::start(&service_toml(WWW, &[p.ip(), s.ip()], "http", p.port(), ""));
     server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
     let log = server.log();
-    assert!(log.contains(&format!("member {} of {WWW} is down: timeout after 200ms", p.ip())), "{log}");
+    assert!(
+        log.contains(&format!(
+            "member {} of {WWW} is down: timeout after 200ms",
+            p.ip()
+        )),
+        "{log}"
+    );
 }
 
 #[test]
@@ -86,7 +130,13 @@ fn all_members_down_fails_open_and_says_so() {
     let (p, s) = two_members();
     let server = Server::start(&service_toml(WWW, &[p.ip(), s.ip()], "tcp", p.port(), ""));
     server.wait_for_answer(WWW, &[p.ip(), s.ip()], Duration::from_secs(10));
-    assert!(server.log().contains(&format!("every A member of {WWW} is down; failing open")), "{}", server.log());
+    assert!(
+        server
+            .log()
+            .contains(&format!("every A member of {WWW} is down; failing open")),
+        "{}",
+        server.log()
+    );
 
     let _standby = HttpBackend::start(s);
     server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
@@ -106,7 +156,11 @@ fn answers_the_primary_until_its_first_check_completes() {
     assert_eq!(server.addresses(WWW), [p.ip()]);
     assert!(!server.log().contains("is down"), "no check has failed yet");
     server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
-    assert!(server.log().contains("is down: timeout after 3s"), "{}", server.log());
+    assert!(
+        server.log().contains("is down: timeout after 3s"),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]
@@ -114,14 +168,23 @@ fn without_failback_the_answer_stays_on_the_standby() {
     let (p, s) = two_members();
     let primary = HttpBackend::start(p);
     let _standby = HttpBackend::start(s);
-    let service = service_toml(WWW, &[p.ip(), s.ip()], "tcp", p.port(), "").replace("ttl = 5\n", "ttl = 5\nfailback = false\n");
+    let service = service_toml(WWW, &[p.ip(), s.ip()], "tcp", p.port(), "")
+        .replace("ttl = 5\n", "ttl = 5\nfailback = false\n");
     let server = Server::start(&service);
-    wait_until("both members up", Duration::from_secs(10), || server.log().matches("is up").count() == 2);
+    wait_until("both members up", Duration::from_secs(10), || {
+        server.log().matches("is up").count() == 2
+    });
     primary.kill();
     server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
     let _primary = HttpBackend::start(p);
-    wait_until("primary up again", Duration::from_secs(10), || server.log().contains("2 consecutive checks passed"));
-    assert_eq!(server.addresses(WWW), [s.ip()], "a recovered primary does not take the answer back");
+    wait_until("primary up again", Duration::from_secs(10), || {
+        server.log().contains("2 consecutive checks passed")
+    });
+    assert_eq!(
+        server.addresses(WWW),
+        [s.ip()],
+        "a recovered primary does not take the answer back"
+    );
 }
 
 #[test]
@@ -134,7 +197,11 @@ fn ipv4_and_ipv6_members_fail_over_per_family() {
     let members = [p4.ip(), p6, s4.ip(), s6];
     let service = service_toml(WWW, &members, "tcp", p4.port(), "");
     let server = Server::start(&service);
-    wait_until("v4 primary up", Duration::from_secs(10), || server.log().contains(&format!("member {} of {WWW} is up", p4.ip())));
+    wait_until("v4 primary up", Duration::from_secs(10), || {
+        server
+            .log()
+            .contains(&format!("member {} of {WWW} is up", p4.ip()))
+    });
     assert_eq!(server.addresses(WWW), [p4.ip()]);
     wait_until("AAAA fails open", Duration::from_secs(10), || {
         addresses(&query(server.dns, WWW, RecordType::AAAA, Transport::Udp)).len() == 2
@@ -153,9 +220,17 @@ fn queries_are_answered_while_checks_hang() {
     // Every check is stuck for 5 s; each of these queries must still be answered (1 s client
     // timeout), and with the unchanged primary.
     for i in 0..500 {
-        let transport = if i % 10 == 0 { Transport::Tcp } else { Transport::Udp };
-        let response = try_query(server.dns, WWW, RecordType::A, transport).unwrap_or_else(|| panic!("query {i} unanswered while checks hang"));
+        let transport = if i % 10 == 0 {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
+        let response = try_query(server.dns, WWW, RecordType::A, transport)
+            .unwrap_or_else(|| panic!("query {i} unanswered while checks hang"));
         assert_eq!(addresses(&response), [p.ip()]);
     }
-    assert!(!server.log().contains("is down"), "the checks were still pending");
+    assert!(
+        !server.log().contains("is down"),
+        "the checks were still pending"
+    );
 }

@@ -85,7 +85,11 @@ pub fn answer<'s>(snapshot: &'s Snapshot, query: &Query<'_>) -> Response<'s> {
         authoritative: true,
         ..Response::default()
     };
-    Lookup { zone, response: &mut response }.resolve(question.name, question.qtype, 0);
+    Lookup {
+        zone,
+        response: &mut response,
+    }
+    .resolve(question.name, question.qtype, 0);
     response
 }
 
@@ -152,8 +156,19 @@ impl<'s> Lookup<'s, '_> {
 
     /// Answers from the records at `name`; `synthesised` is the query name when `node` is a
     /// wildcard whose records must be renamed.
-    fn answer_at(&mut self, name: &LowerName, node: Option<&'s Node>, synthesised: Option<&LowerName>, qtype: RecordType, chain: usize) {
-        let service = self.zone.services.get(name).filter(|_| synthesised.is_none());
+    fn answer_at(
+        &mut self,
+        name: &LowerName,
+        node: Option<&'s Node>,
+        synthesised: Option<&LowerName>,
+        qtype: RecordType,
+        chain: usize,
+    ) {
+        let service = self
+            .zone
+            .services
+            .get(name)
+            .filter(|_| synthesised.is_none());
         let rename = |records: Vec<&'s Record>| -> Vec<Cow<'s, Record>> {
             match synthesised {
                 None => records.into_iter().map(Cow::Borrowed).collect(),
@@ -174,7 +189,9 @@ impl<'s> Lookup<'s, '_> {
             if at_apex && rtype == RecordType::SOA {
                 return vec![&zone.soa];
             }
-            node.and_then(|n| n.rrset(rtype)).map(|set| set.records_without_rrsigs().collect()).unwrap_or_default()
+            node.and_then(|n| n.rrset(rtype))
+                .map(|set| set.records_without_rrsigs().collect())
+                .unwrap_or_default()
         };
 
         let cname = static_set(RecordType::CNAME);
@@ -185,7 +202,11 @@ impl<'s> Lookup<'s, '_> {
             };
             self.response.answers.extend(rename(cname));
             return match target {
-                Some(target) if chain < MAX_CNAME_CHAIN && self.zone.data.origin_key.zone_of(&target) && !self.seen(&target) => {
+                Some(target)
+                    if chain < MAX_CNAME_CHAIN
+                        && self.zone.data.origin_key.zone_of(&target)
+                        && !self.seen(&target) =>
+                {
                     self.resolve(&target, qtype, chain + 1)
                 }
                 // Out of zone or a loop: the resolver follows it from here.
@@ -204,7 +225,9 @@ impl<'s> Lookup<'s, '_> {
                 }
             }
             RecordType::A if service.is_some() => found.extend(service.iter().flat_map(|s| &s.a)),
-            RecordType::AAAA if service.is_some() => found.extend(service.iter().flat_map(|s| &s.aaaa)),
+            RecordType::AAAA if service.is_some() => {
+                found.extend(service.iter().flat_map(|s| &s.aaaa))
+            }
             _ => found = static_set(qtype),
         }
         if found.is_empty() {
@@ -217,7 +240,10 @@ impl<'s> Lookup<'s, '_> {
     }
 
     fn seen(&self, name: &LowerName) -> bool {
-        self.response.answers.iter().any(|r| LowerName::new(&r.name) == *name)
+        self.response
+            .answers
+            .iter()
+            .any(|r| LowerName::new(&r.name) == *name)
     }
 
     /// A referral to the servers of the child zone at `cut` (RFC 1034 §4.3.2 step 3b).
@@ -235,13 +261,17 @@ impl<'s> Lookup<'s, '_> {
             .map(|set| set.records_without_rrsigs().collect())
             .unwrap_or_default();
         self.add_glue(&ns);
-        self.response.authority.extend(ns.into_iter().map(Cow::Borrowed));
+        self.response
+            .authority
+            .extend(ns.into_iter().map(Cow::Borrowed));
     }
 
     /// Adds the addresses this zone holds for the targets of NS records.
     fn add_glue(&mut self, ns: &[&'s Record]) {
         for record in ns {
-            let RData::NS(target) = &record.data else { continue };
+            let RData::NS(target) = &record.data else {
+                continue;
+            };
             let target = LowerName::new(&target.0);
             if !self.zone.data.origin_key.zone_of(&target) {
                 continue;
@@ -249,25 +279,33 @@ impl<'s> Lookup<'s, '_> {
             if let Some(node) = self.zone.data.nodes.get(&target) {
                 for rtype in [RecordType::A, RecordType::AAAA] {
                     if let Some(set) = node.rrset(rtype) {
-                        self.response.additional.extend(set.records_without_rrsigs().map(Cow::Borrowed));
+                        self.response
+                            .additional
+                            .extend(set.records_without_rrsigs().map(Cow::Borrowed));
                     }
                 }
             }
             if let Some(service) = self.zone.services.get(&target) {
-                self.response.additional.extend(service.a.iter().chain(&service.aaaa).map(Cow::Borrowed));
+                self.response
+                    .additional
+                    .extend(service.a.iter().chain(&service.aaaa).map(Cow::Borrowed));
             }
         }
     }
 
     /// The name exists but has no records of the type: NOERROR with the SOA (RFC 2308 §2.2).
     fn no_data(&mut self) {
-        self.response.authority.push(Cow::Borrowed(&self.zone.negative_soa));
+        self.response
+            .authority
+            .push(Cow::Borrowed(&self.zone.negative_soa));
     }
 
     /// The name does not exist: NXDOMAIN with the SOA (RFC 2308 §2.1).
     fn name_error(&mut self) {
         self.response.rcode = ResponseCode::NXDomain;
-        self.response.authority.push(Cow::Borrowed(&self.zone.negative_soa));
+        self.response
+            .authority
+            .push(Cow::Borrowed(&self.zone.negative_soa));
     }
 }
 
@@ -307,14 +345,35 @@ mod tests {
         ask_with(snapshot, name, qtype, DNSClass::IN, OpCode::Query, None)
     }
 
-    fn ask_with<'s>(snapshot: &'s Snapshot, name: &str, qtype: RecordType, qclass: DNSClass, op_code: OpCode, edns_version: Option<u8>) -> Response<'s> {
+    fn ask_with<'s>(
+        snapshot: &'s Snapshot,
+        name: &str,
+        qtype: RecordType,
+        qclass: DNSClass,
+        op_code: OpCode,
+        edns_version: Option<u8>,
+    ) -> Response<'s> {
         let name = LowerName::new(&Name::from_ascii(name).expect("name"));
-        let questions = [Question { name: &name, qtype, qclass }];
-        answer(snapshot, &Query { op_code, questions: &questions, edns_version })
+        let questions = [Question {
+            name: &name,
+            qtype,
+            qclass,
+        }];
+        answer(
+            snapshot,
+            &Query {
+                op_code,
+                questions: &questions,
+                edns_version,
+            },
+        )
     }
 
     fn section(records: &[Cow<'_, Record>]) -> Vec<String> {
-        records.iter().map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data)).collect()
+        records
+            .iter()
+            .map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data))
+            .collect()
     }
 
     #[test]
@@ -322,7 +381,10 @@ mod tests {
         let s = snapshot();
         let r = ask(&s, "WWW.svc.example.test.", RecordType::A);
         assert_eq!((r.rcode, r.authoritative), (ResponseCode::NoError, true));
-        assert_eq!(section(&r.answers), ["www.svc.example.test. 5 A 127.0.0.11"]);
+        assert_eq!(
+            section(&r.answers),
+            ["www.svc.example.test. 5 A 127.0.0.11"]
+        );
         assert!(r.authority.is_empty());
     }
 
@@ -331,11 +393,18 @@ mod tests {
         let s = snapshot();
         for qtype in [RecordType::AAAA, RecordType::MX, RecordType::TXT] {
             let r = ask(&s, "www.svc.example.test.", qtype);
-            assert_eq!((r.rcode, r.authoritative), (ResponseCode::NoError, true), "{qtype}");
+            assert_eq!(
+                (r.rcode, r.authoritative),
+                (ResponseCode::NoError, true),
+                "{qtype}"
+            );
             assert!(r.answers.is_empty(), "{qtype}");
             let soa = section(&r.authority);
             assert_eq!(soa.len(), 1);
-            assert!(soa[0].starts_with("svc.example.test. 60 SOA"), "negative TTL is min(TTL, MINIMUM): {soa:?}");
+            assert!(
+                soa[0].starts_with("svc.example.test. 60 SOA"),
+                "negative TTL is min(TTL, MINIMUM): {soa:?}"
+            );
             assert!(soa[0].contains(" 1000 "), "current serial: {soa:?}");
         }
     }
@@ -345,7 +414,10 @@ mod tests {
         let s = snapshot();
         for qtype in [RecordType::SOA, RecordType::ANY] {
             let r = ask(&s, "svc.example.test.", qtype);
-            let soa: Vec<String> = section(&r.answers).into_iter().filter(|r| r.contains(" SOA ")).collect();
+            let soa: Vec<String> = section(&r.answers)
+                .into_iter()
+                .filter(|r| r.contains(" SOA "))
+                .collect();
             assert_eq!(soa.len(), 1, "{qtype}");
             assert!(soa[0].contains(" 1000 "), "{qtype}: {soa:?}");
         }
@@ -354,7 +426,10 @@ mod tests {
     #[test]
     fn names_below_a_service_do_not_exist() {
         let s = snapshot();
-        assert_eq!(ask(&s, "a.www.svc.example.test.", RecordType::A).rcode, ResponseCode::NXDomain);
+        assert_eq!(
+            ask(&s, "a.www.svc.example.test.", RecordType::A).rcode,
+            ResponseCode::NXDomain
+        );
     }
 
     #[test]
@@ -379,7 +454,10 @@ mod tests {
         let s = snapshot();
         let r = ask(&s, "example.com.", RecordType::A);
         assert_eq!((r.rcode, r.authoritative), (ResponseCode::Refused, false));
-        assert_eq!(ask(&s, "example.test.", RecordType::SOA).rcode, ResponseCode::Refused);
+        assert_eq!(
+            ask(&s, "example.test.", RecordType::SOA).rcode,
+            ResponseCode::Refused
+        );
     }
 
     #[test]
@@ -387,14 +465,23 @@ mod tests {
         let s = snapshot();
         let r = ask(&s, "svc.example.test.", RecordType::NS);
         assert_eq!(r.answers.len(), 2);
-        assert_eq!(section(&r.additional), ["ns1.svc.example.test. 3600 A 192.0.2.1"]);
+        assert_eq!(
+            section(&r.additional),
+            ["ns1.svc.example.test. 3600 A 192.0.2.1"]
+        );
     }
 
     #[test]
     fn cname_is_followed_inside_the_zone_to_the_service() {
         let s = snapshot();
         let r = ask(&s, "alias.svc.example.test.", RecordType::A);
-        assert_eq!(section(&r.answers), ["alias.svc.example.test. 3600 CNAME www.svc.example.test.", "www.svc.example.test. 5 A 127.0.0.11"]);
+        assert_eq!(
+            section(&r.answers),
+            [
+                "alias.svc.example.test. 3600 CNAME www.svc.example.test.",
+                "www.svc.example.test. 5 A 127.0.0.11"
+            ]
+        );
         let direct = ask(&s, "alias.svc.example.test.", RecordType::CNAME);
         assert_eq!(direct.answers.len(), 1);
     }
@@ -407,18 +494,27 @@ mod tests {
         let looped = ask(&s, "loop1.svc.example.test.", RecordType::A);
         assert_eq!(looped.answers.len(), 2);
         let dangling = ask(&s, "dangling.svc.example.test.", RecordType::A);
-        assert_eq!((dangling.rcode, dangling.answers.len()), (ResponseCode::NXDomain, 1));
+        assert_eq!(
+            (dangling.rcode, dangling.answers.len()),
+            (ResponseCode::NXDomain, 1)
+        );
     }
 
     #[test]
     fn wildcard_synthesises_the_query_name_but_not_over_existing_names() {
         let s = snapshot();
         let r = ask(&s, "any.wild.svc.example.test.", RecordType::A);
-        assert_eq!(section(&r.answers), ["any.wild.svc.example.test. 3600 A 192.0.2.99"]);
+        assert_eq!(
+            section(&r.answers),
+            ["any.wild.svc.example.test. 3600 A 192.0.2.99"]
+        );
         let nodata = ask(&s, "any.wild.svc.example.test.", RecordType::MX);
         assert!(nodata.answers.is_empty() && nodata.rcode == ResponseCode::NoError);
         let real = ask(&s, "here.wild.svc.example.test.", RecordType::A);
-        assert!(real.answers.is_empty(), "an existing name is not covered by the wildcard");
+        assert!(
+            real.answers.is_empty(),
+            "an existing name is not covered by the wildcard"
+        );
     }
 
     #[test]
@@ -426,10 +522,20 @@ mod tests {
         let s = snapshot();
         for name in ["child.svc.example.test.", "host.child.svc.example.test."] {
             let r = ask(&s, name, RecordType::A);
-            assert_eq!((r.rcode, r.authoritative), (ResponseCode::NoError, false), "{name}");
+            assert_eq!(
+                (r.rcode, r.authoritative),
+                (ResponseCode::NoError, false),
+                "{name}"
+            );
             assert!(r.answers.is_empty());
-            assert_eq!(section(&r.authority), ["child.svc.example.test. 3600 NS ns.child.svc.example.test."]);
-            assert_eq!(section(&r.additional), ["ns.child.svc.example.test. 3600 A 192.0.2.53"]);
+            assert_eq!(
+                section(&r.authority),
+                ["child.svc.example.test. 3600 NS ns.child.svc.example.test."]
+            );
+            assert_eq!(
+                section(&r.additional),
+                ["ns.child.svc.example.test. 3600 A 192.0.2.53"]
+            );
         }
         let ds = ask(&s, "child.svc.example.test.", RecordType::DS);
         assert!(ds.authoritative, "DS at the cut is the parent's to answer");
@@ -439,20 +545,54 @@ mod tests {
     fn any_includes_service_records() {
         let s = snapshot();
         let r = ask(&s, "www.svc.example.test.", RecordType::ANY);
-        assert_eq!(section(&r.answers), ["www.svc.example.test. 5 A 127.0.0.11"]);
+        assert_eq!(
+            section(&r.answers),
+            ["www.svc.example.test. 5 A 127.0.0.11"]
+        );
     }
 
     #[test]
     fn malformed_and_unsupported_requests_get_the_right_rcode() {
         let s = snapshot();
-        let update = ask_with(&s, "www.svc.example.test.", RecordType::A, DNSClass::IN, OpCode::Update, None);
+        let update = ask_with(
+            &s,
+            "www.svc.example.test.",
+            RecordType::A,
+            DNSClass::IN,
+            OpCode::Update,
+            None,
+        );
         assert_eq!(update.rcode, ResponseCode::NotImp);
-        let badvers = ask_with(&s, "www.svc.example.test.", RecordType::A, DNSClass::IN, OpCode::Query, Some(1));
+        let badvers = ask_with(
+            &s,
+            "www.svc.example.test.",
+            RecordType::A,
+            DNSClass::IN,
+            OpCode::Query,
+            Some(1),
+        );
         assert_eq!(badvers.rcode, ResponseCode::BADVERS);
-        let chaos = ask_with(&s, "www.svc.example.test.", RecordType::A, DNSClass::CH, OpCode::Query, None);
+        let chaos = ask_with(
+            &s,
+            "www.svc.example.test.",
+            RecordType::A,
+            DNSClass::CH,
+            OpCode::Query,
+            None,
+        );
         assert_eq!(chaos.rcode, ResponseCode::Refused);
-        let none = answer(&s, &Query { op_code: OpCode::Query, questions: &[], edns_version: None });
+        let none = answer(
+            &s,
+            &Query {
+                op_code: OpCode::Query,
+                questions: &[],
+                edns_version: None,
+            },
+        );
         assert_eq!(none.rcode, ResponseCode::FormErr);
-        assert_eq!(ask(&s, "svc.example.test.", RecordType::AXFR).rcode, ResponseCode::Refused);
+        assert_eq!(
+            ask(&s, "svc.example.test.", RecordType::AXFR).rcode,
+            ResponseCode::Refused
+        );
     }
 }

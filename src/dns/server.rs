@@ -9,10 +9,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata};
+use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
-use hickory_server::Server;
 use tokio::net::{TcpListener, UdpSocket};
 use tracing::{debug, info};
 
@@ -33,7 +33,11 @@ pub struct Handler {
 
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response_handle: R) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
         let snapshot = self.cell.load_full();
         let questions: Vec<Question<'_>> = request
             .queries
@@ -85,10 +89,15 @@ impl RequestHandler for Handler {
 
 /// Binds UDP and TCP on every address and starts serving from `cell`. Fails, naming the
 /// address, if any cannot be bound, so a misconfigured server never half-starts.
-pub async fn serve(listen: &[SocketAddr], tcp_idle_timeout: Duration, cell: SnapshotCell) -> io::Result<Server<Handler>> {
+pub async fn serve(
+    listen: &[SocketAddr],
+    tcp_idle_timeout: Duration,
+    cell: SnapshotCell,
+) -> io::Result<Server<Handler>> {
     let mut server = Server::new(Handler { cell });
     for addr in listen {
-        let context = |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
+        let context =
+            |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
         let udp = UdpSocket::bind(addr).await.map_err(context)?;
         let tcp = TcpListener::bind(addr).await.map_err(context)?;
         info!(%addr, "serving DNS on {addr} over UDP and TCP");

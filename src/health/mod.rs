@@ -20,7 +20,9 @@ use tracing::{error, info, warn};
 
 use crate::config::{Plan, ServicePlan};
 use crate::policy::{self, Selection};
-use crate::snapshot::{ServiceRecords, Snapshot, SnapshotCell, ZoneSnapshot, later_serial, next_serial};
+use crate::snapshot::{
+    ServiceRecords, Snapshot, SnapshotCell, ZoneSnapshot, later_serial, next_serial,
+};
 use probe::Probe;
 use state::{MemberHealth, Outcome, State};
 
@@ -49,22 +51,33 @@ impl Monitor {
     /// or the clock, whichever is later.
     pub fn new(plan: Plan) -> Self {
         let now = Instant::now();
-        let health = plan.services.iter().map(|s| s.members.iter().map(|_| MemberHealth::new(now)).collect()).collect();
+        let health = plan
+            .services
+            .iter()
+            .map(|s| s.members.iter().map(|_| MemberHealth::new(now)).collect())
+            .collect();
         let clock = unix_now();
-        let serials = plan.zones.iter().map(|z| later_serial(z.file_serial(), clock)).collect();
+        let serials = plan
+            .zones
+            .iter()
+            .map(|z| later_serial(z.file_serial(), clock))
+            .collect();
         let mut monitor = Self {
             plan,
             health,
             answers: Vec::new(),
             serials,
         };
-        monitor.answers = (0..monitor.plan.services.len()).map(|i| monitor.select(i)).collect();
+        monitor.answers = (0..monitor.plan.services.len())
+            .map(|i| monitor.select(i))
+            .collect();
         monitor
     }
 
     /// The snapshot of the current answers.
     pub fn snapshot(&self) -> Snapshot {
-        let mut services: Vec<HashMap<LowerName, ServiceRecords>> = vec![HashMap::new(); self.plan.zones.len()];
+        let mut services: Vec<HashMap<LowerName, ServiceRecords>> =
+            vec![HashMap::new(); self.plan.zones.len()];
         for (service, [v4, v6]) in self.plan.services.iter().zip(&self.answers) {
             let addresses = v4.addresses.iter().chain(&v6.addresses).copied();
             let records = ServiceRecords::new(&service.name, service.ttl, addresses);
@@ -76,7 +89,9 @@ impl Monitor {
             .iter()
             .zip(services)
             .zip(&self.serials)
-            .map(|((zone, services), serial)| ZoneSnapshot::new(Arc::clone(zone), *serial, services))
+            .map(|((zone, services), serial)| {
+                ZoneSnapshot::new(Arc::clone(zone), *serial, services)
+            })
             .collect();
         Snapshot { zones }
     }
@@ -90,9 +105,18 @@ impl Monitor {
             for (m, addr) in service.members.iter().enumerate() {
                 match Probe::new(&service.check, *addr) {
                     Ok(probe) => {
-                        tasks.spawn(probe_loop(probe, s, m, service.check.interval, service.check.timeout, reports.clone()));
+                        tasks.spawn(probe_loop(
+                            probe,
+                            s,
+                            m,
+                            service.check.interval,
+                            service.check.timeout,
+                            reports.clone(),
+                        ));
                     }
-                    Err(e) => error!(service = %service.name, member = %addr, error = %e, "cannot check member; it stays unknown"),
+                    Err(e) => {
+                        error!(service = %service.name, member = %addr, error = %e, "cannot check member; it stays unknown")
+                    }
                 }
             }
         }
@@ -112,7 +136,12 @@ impl Monitor {
         let service = &self.plan.services[report.service];
         let member = service.members[report.member];
         let health = &mut self.health[report.service][report.member];
-        let Some(transition) = health.observe(report.outcome, service.check.rise, service.check.fall, report.at) else {
+        let Some(transition) = health.observe(
+            report.outcome,
+            service.check.rise,
+            service.check.fall,
+            report.at,
+        ) else {
             return false;
         };
         info!(
@@ -160,7 +189,13 @@ fn log_answer_change(service: &ServicePlan, old: &[Selection; 2], new: &[Selecti
         if old == new {
             continue;
         }
-        let list = |s: &Selection| s.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        let list = |s: &Selection| {
+            s.addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         if new.failing_open {
             warn!(service = %service.name, family, answer = %list(new), "every {family} member of {} is down; failing open and answering all of them", service.name);
         } else {
@@ -176,7 +211,14 @@ pub struct Checks {
 
 /// Checks one member forever: first within a tenth of an interval of start-up, then every
 /// interval with ±5% jitter so that many members configured alike do not probe in lockstep.
-async fn probe_loop(probe: Probe, service: usize, member: usize, interval: Duration, timeout: Duration, reports: mpsc::Sender<Report>) {
+async fn probe_loop(
+    probe: Probe,
+    service: usize,
+    member: usize,
+    interval: Duration,
+    timeout: Duration,
+    reports: mpsc::Sender<Report>,
+) {
     let mut next = tokio::time::Instant::now() + interval.mul_f64(rand::random_range(0.0..0.1));
     loop {
         tokio::time::sleep_until(next).await;
@@ -184,7 +226,10 @@ async fn probe_loop(probe: Probe, service: usize, member: usize, interval: Durat
         let outcome = match tokio::time::timeout(timeout, probe.run()).await {
             Ok(Ok(())) => Ok(started.elapsed()),
             Ok(Err(reason)) => Err(reason),
-            Err(_) => Err(format!("timeout after {}", humantime::format_duration(timeout))),
+            Err(_) => Err(format!(
+                "timeout after {}",
+                humantime::format_duration(timeout)
+            )),
         };
         let report = Report {
             service,
@@ -200,6 +245,8 @@ async fn probe_loop(probe: Probe, service: usize, member: usize, interval: Durat
 }
 
 fn unix_now() -> u32 {
-    let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     u32::try_from(secs).unwrap_or(u32::MAX)
 }

@@ -38,7 +38,11 @@ impl Probe {
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(0)
             .no_proxy()
-            .user_agent(concat!("failover-dns/", env!("CARGO_PKG_VERSION"), " health check"))
+            .user_agent(concat!(
+                "failover-dns/",
+                env!("CARGO_PKG_VERSION"),
+                " health check"
+            ))
             .danger_accept_invalid_certs(!http.tls_verify);
         let authority = match &http.host {
             // Connect to the member's address but send its name, for Host and TLS SNI.
@@ -48,7 +52,9 @@ impl Probe {
             }
             None => target.to_string(),
         };
-        let client = builder.build().map_err(|e| format!("cannot build HTTP client: {}", root_cause(&e)))?;
+        let client = builder
+            .build()
+            .map_err(|e| format!("cannot build HTTP client: {}", root_cause(&e)))?;
         Ok(Probe::Http {
             client,
             url: format!("{}://{authority}{}", http.scheme, http.path),
@@ -63,7 +69,11 @@ impl Probe {
                 .await
                 .map(drop)
                 .map_err(|e| describe_io(&e)),
-            Probe::Http { client, url, expect } => {
+            Probe::Http {
+                client,
+                url,
+                expect,
+            } => {
                 let response = client.get(url).send().await.map_err(|e| root_cause(&e))?;
                 let status = response.status().as_u16();
                 if expect.contains(&status) {

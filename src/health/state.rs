@@ -79,16 +79,23 @@ impl MemberHealth {
     /// Applies one check result. An unknown member takes the first result's state at once;
     /// an up member goes down after `fall` consecutive failures, a down one up after `rise`
     /// consecutive successes.
-    pub fn observe(&mut self, outcome: Outcome, rise: u32, fall: u32, now: Instant) -> Option<Transition> {
+    pub fn observe(
+        &mut self,
+        outcome: Outcome,
+        rise: u32,
+        fall: u32,
+        now: Instant,
+    ) -> Option<Transition> {
         let next = match &outcome {
             Ok(_) => {
                 self.successes = self.successes.saturating_add(1);
                 self.failures = 0;
                 match self.state {
                     State::Unknown => Some((State::Up, "first check passed".to_string())),
-                    State::Down if self.successes >= rise => {
-                        Some((State::Up, format!("{} consecutive checks passed", self.successes)))
-                    }
+                    State::Down if self.successes >= rise => Some((
+                        State::Up,
+                        format!("{} consecutive checks passed", self.successes),
+                    )),
                     _ => None,
                 }
             }
@@ -127,7 +134,10 @@ mod tests {
         assert_eq!(up.observe(OK, 3, 3, now).map(|t| t.to), Some(State::Up));
         let mut down = MemberHealth::new(now);
         let t = down.observe(fail(), 3, 3, now).expect("transition");
-        assert_eq!((t.from, t.to, t.reason.as_str()), (State::Unknown, State::Down, "connection refused"));
+        assert_eq!(
+            (t.from, t.to, t.reason.as_str()),
+            (State::Unknown, State::Down, "connection refused")
+        );
     }
 
     #[test]
@@ -138,7 +148,9 @@ mod tests {
         assert_eq!(member.observe(fail(), 2, 3, now), None);
         assert_eq!(member.observe(fail(), 2, 3, now), None);
         let later = now + Duration::from_secs(1);
-        let t = member.observe(fail(), 2, 3, later).expect("down on third failure");
+        let t = member
+            .observe(fail(), 2, 3, later)
+            .expect("down on third failure");
         assert_eq!((t.from, t.to), (State::Up, State::Down));
         assert_eq!(member.since, later);
     }
@@ -150,7 +162,11 @@ mod tests {
         member.observe(OK, 2, 2, now);
         member.observe(fail(), 2, 2, now);
         member.observe(OK, 2, 2, now);
-        assert_eq!(member.observe(fail(), 2, 2, now), None, "flapping must not bring it down");
+        assert_eq!(
+            member.observe(fail(), 2, 2, now),
+            None,
+            "flapping must not bring it down"
+        );
         assert_eq!(member.state, State::Up);
     }
 

@@ -25,7 +25,10 @@ pub const ZONE: &str = include_str!("../../zones/svc.example.test.zone");
 pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !condition() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -39,8 +42,12 @@ pub fn loopback_ip() -> IpAddr {
 /// A port free for TCP and UDP on every address in `ips`, as chosen by the OS for the first.
 pub fn free_port(ips: &[IpAddr]) -> u16 {
     for _ in 0..100 {
-        let Ok(first) = TcpListener::bind((ips[0], 0)) else { continue };
-        let Ok(port) = first.local_addr().map(|a| a.port()) else { continue };
+        let Ok(first) = TcpListener::bind((ips[0], 0)) else {
+            continue;
+        };
+        let Ok(port) = first.local_addr().map(|a| a.port()) else {
+            continue;
+        };
         let free = ips.iter().all(|ip| {
             let tcp = ip == &ips[0] || TcpListener::bind((*ip, port)).is_ok();
             tcp && UdpSocket::bind((*ip, port)).is_ok()
@@ -54,9 +61,19 @@ pub fn free_port(ips: &[IpAddr]) -> u16 {
 
 /// A `[[service]]` block with a check of `kind` on `port`, interval and timeout 200 ms,
 /// rise and fall 2, plus any `extra_check` lines.
-pub fn service_toml(name: &str, members: &[IpAddr], kind: &str, port: u16, extra_check: &str) -> String {
+pub fn service_toml(
+    name: &str,
+    members: &[IpAddr],
+    kind: &str,
+    port: u16,
+    extra_check: &str,
+) -> String {
     let members: Vec<String> = members.iter().map(|m| format!("\"{m}\"")).collect();
-    let path = if kind == "http" { "path = \"/health\"\n" } else { "" };
+    let path = if kind == "http" {
+        "path = \"/health\"\n"
+    } else {
+        ""
+    };
     format!(
         "[[service]]\nname = \"{name}\"\nttl = 5\nmembers = [{}]\n\n[service.check]\nkind = \"{kind}\"\nport = {port}\n{path}interval = \"200ms\"\ntimeout = \"200ms\"\nrise = 2\nfall = 2\n{extra_check}\n",
         members.join(", ")
@@ -100,9 +117,16 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         while try_query(dns, "svc.example.test.", RecordType::SOA, Transport::Udp).is_none() {
             if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("failover-dns exited with {status} before answering:\n{}", server.log());
+                panic!(
+                    "failover-dns exited with {status} before answering:\n{}",
+                    server.log()
+                );
             }
-            assert!(Instant::now() < deadline, "failover-dns did not answer within 20s:\n{}", server.log());
+            assert!(
+                Instant::now() < deadline,
+                "failover-dns did not answer within 20s:\n{}",
+                server.log()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         server
@@ -122,14 +146,20 @@ impl Server {
     pub fn wait_for_answer(&self, name: &str, expected: &[IpAddr], limit: Duration) -> Duration {
         let started = Instant::now();
         wait_until(&format!("{name} to answer {expected:?}"), limit, || {
-            try_query(self.dns, name, RecordType::A, Transport::Udp).is_some_and(|m| addresses(&m) == expected)
+            try_query(self.dns, name, RecordType::A, Transport::Udp)
+                .is_some_and(|m| addresses(&m) == expected)
         });
         started.elapsed()
     }
 
     /// The SOA serial served now.
     pub fn serial(&self) -> u32 {
-        let response = query(self.dns, "svc.example.test.", RecordType::SOA, Transport::Udp);
+        let response = query(
+            self.dns,
+            "svc.example.test.",
+            RecordType::SOA,
+            Transport::Udp,
+        );
         match response.answers.first().map(|r| &r.data) {
             Some(RData::SOA(soa)) => soa.serial,
             other => panic!("no SOA in answer: {other:?}"),
@@ -138,13 +168,18 @@ impl Server {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -182,7 +217,11 @@ pub fn exchange_raw(server: SocketAddr, bytes: &[u8], transport: Transport) -> O
     let timeout = Some(Duration::from_secs(1));
     match transport {
         Transport::Udp => {
-            let bind: SocketAddr = if server.is_ipv4() { "127.0.0.1:0".parse().ok()? } else { "[::1]:0".parse().ok()? };
+            let bind: SocketAddr = if server.is_ipv4() {
+                "127.0.0.1:0".parse().ok()?
+            } else {
+                "[::1]:0".parse().ok()?
+            };
             let socket = UdpSocket::bind(bind).ok()?;
             socket.set_read_timeout(timeout).ok()?;
             socket.send_to(bytes, server).ok()?;
@@ -214,13 +253,19 @@ pub fn exchange(server: SocketAddr, message: &Message, transport: Transport) -> 
 }
 
 /// Queries `name`/`qtype`, or None when no answer arrives.
-pub fn try_query(server: SocketAddr, name: &str, qtype: RecordType, transport: Transport) -> Option<Message> {
+pub fn try_query(
+    server: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    transport: Transport,
+) -> Option<Message> {
     exchange(server, &request(name, qtype), transport)
 }
 
 /// Queries `name`/`qtype`, panicking when no answer arrives.
 pub fn query(server: SocketAddr, name: &str, qtype: RecordType, transport: Transport) -> Message {
-    try_query(server, name, qtype, transport).unwrap_or_else(|| panic!("no answer from {server} for {name} {qtype} over {transport:?}"))
+    try_query(server, name, qtype, transport)
+        .unwrap_or_else(|| panic!("no answer from {server} for {name} {qtype} over {transport:?}"))
 }
 
 /// The A and AAAA addresses in a response's answer section, in order.
@@ -254,7 +299,8 @@ pub struct HttpBackend {
 impl HttpBackend {
     /// Starts answering 200 on `addr`.
     pub fn start(addr: SocketAddr) -> Self {
-        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind backend {addr}: {e}"));
+        let listener =
+            TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind backend {addr}: {e}"));
         let status = Arc::new(AtomicU16::new(200));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -315,7 +361,10 @@ fn respond(stream: TcpStream, status: u16) {
         line.clear();
     }
     let mut writer = &stream;
-    let _ = write!(writer, "HTTP/1.1 {status} Status\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+    let _ = write!(
+        writer,
+        "HTTP/1.1 {status} Status\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    );
     let _ = stream.shutdown(Shutdown::Write);
 }
 
@@ -329,7 +378,8 @@ impl HungBackend {
     /// Starts hanging on `addr`.
     pub fn start(addr: SocketAddr) -> Self {
         Self {
-            _listener: TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind hung backend {addr}: {e}")),
+            _listener: TcpListener::bind(addr)
+                .unwrap_or_else(|e| panic!("bind hung backend {addr}: {e}")),
         }
     }
 }
@@ -341,7 +391,10 @@ pub fn run_binary(args: &[&str], cwd: &Path) -> (ExitStatus, String) {
         .current_dir(cwd)
         .output()
         .expect("run failover-dns");
-    (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// The repository root, for tests of the bundled example files.

@@ -1,0 +1,99 @@
+//! The command line: `check` on good and bad input, and `run` refusing bad input.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+
+const SERVICE: &str = "[[service]]\nname = \"www.svc.example.test.\"\nmembers = [\"127.0.0.11\"]\n[service.check]\nkind = \"tcp\"\nport = 80\n";
+
+fn config(listen: &str, zone_file: &str, service: &str) -> String {
+    format!(
+        "[server]\nlisten = [\"{listen}\"]\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"{zone_file}\"\n\n{service}"
+    )
+}
+
+#[test]
+fn bundled_example_config_is_valid() {
+    let (status, stderr) = run_binary(
+        &["check", "--config", "conf/failover-dns.toml"],
+        &repo_root(),
+    );
+    assert!(status.success(), "{stderr}");
+}
+
+#[test]
+fn bad_config_is_rejected_with_file_and_line_by_check_and_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("svc.zone"), ZONE).expect("zone");
+    let bad = config(
+        "127.0.0.1:5300",
+        "svc.zone",
+        &SERVICE.replace("127.0.0.11", "not-an-ip"),
+    );
+    fs::write(dir.path().join("bad.toml"), bad).expect("config");
+    for command in ["check", "run"] {
+        let (status, stderr) = run_binary(&[command, "--config", "bad.toml"], dir.path());
+        assert_eq!(status.code(), Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains("bad.toml:10: member \"not-an-ip\" is not an IP address"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn bad_zone_file_is_rejected_with_file_and_line_by_check_and_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(
+        dir.path().join("svc.zone"),
+        format!("{ZONE}broken IN A 300.1.2.3\n"),
+    )
+    .expect("zone");
+    fs::write(
+        dir.path().join("c.toml"),
+        config("127.0.0.1:5300", "svc.zone", SERVICE),
+    )
+    .expect("config");
+    let line = ZONE.lines().count() + 1;
+    for command in ["check", "run"] {
+        let (status, stderr) = run_binary(&[command, "--config", "c.toml"], dir.path());
+        assert_eq!(status.code(), Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!("svc.zone:{line}: cannot parse zone file")),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn missing_config_names_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (status, stderr) = run_binary(&["check", "--config", "nowhere.toml"], dir.path());
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains("nowhere.toml: cannot read config"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn run_fails_clearly_when_the_address_is_taken() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ip = loopback_ip();
+    let port = free_port(&[ip]);
+    let _taken = std::net::UdpSocket::bind((ip, port)).expect("bind");
+    fs::write(dir.path().join("svc.zone"), ZONE).expect("zone");
+    fs::write(
+        dir.path().join("c.toml"),
+        config(&format!("{ip}:{port}"), "svc.zone", SERVICE),
+    )
+    .expect("config");
+    let (status, stderr) = run_binary(&["run", "--config", "c.toml"], dir.path());
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains(&format!("cannot listen on {ip}:{port}")),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,214 @@
+//! DNS behaviour over the wire: the real binary queried over real UDP and TCP.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::*;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+
+fn server() -> Server {
+    let member = loopback_ip();
+    let port = free_port(&[member]);
+    Server::start(&service_toml(
+        "www.svc.example.test.",
+        &[member],
+        "tcp",
+        port,
+        "",
+    ))
+}
+
+#[test]
+fn answers_are_authoritative_with_the_service_ttl_over_udp_and_tcp() {
+    let server = server();
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let response = query(
+            server.dns,
+            "www.svc.example.test.",
+            RecordType::A,
+            transport,
+        );
+        assert_eq!(rcode(&response), ResponseCode::NoError);
+        assert!(response.metadata.authoritative, "{transport:?}");
+        assert!(!response.metadata.recursion_available);
+        assert_eq!(response.answers.len(), 1);
+        assert_eq!(response.answers[0].ttl, 5);
+        assert!(response.edns.is_some(), "EDNS in, EDNS out");
+    }
+}
+
+#[test]
+fn absent_names_and_types_carry_the_soa() {
+    let server = server();
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let nx = query(
+            server.dns,
+            "nope.svc.example.test.",
+            RecordType::A,
+            transport,
+        );
+        assert_eq!(rcode(&nx), ResponseCode::NXDomain);
+        assert!(nx.metadata.authoritative && nx.answers.is_empty());
+        assert_eq!(nx.authorities.len(), 1);
+        assert_eq!(nx.authorities[0].record_type(), RecordType::SOA);
+        assert_eq!(
+            nx.authorities[0].ttl, 60,
+            "negative TTL is min(SOA TTL, MINIMUM)"
+        );
+
+        let nodata = query(
+            server.dns,
+            "www.svc.example.test.",
+            RecordType::MX,
+            transport,
+        );
+        assert_eq!(rcode(&nodata), ResponseCode::NoError);
+        assert!(nodata.answers.is_empty());
+        assert_eq!(nodata.authorities[0].record_type(), RecordType::SOA);
+    }
+}
+
+#[test]
+fn names_outside_the_zones_are_refused() {
+    let server = server();
+    let response = query(server.dns, "example.com.", RecordType::A, Transport::Udp);
+    assert_eq!(rcode(&response), ResponseCode::Refused);
+    assert!(!response.metadata.authoritative);
+}
+
+#[test]
+fn zone_soa_ns_and_static_records_are_served() {
+    let server = server();
+    let ns = query(
+        server.dns,
+        "svc.example.test.",
+        RecordType::NS,
+        Transport::Udp,
+    );
+    assert_eq!(ns.answers.len(), 2);
+    assert_eq!(
+        ns.additionals
+            .iter()
+            .filter(|r| r.record_type() == RecordType::A)
+            .count(),
+        2,
+        "in-zone glue"
+    );
+    let stat = query(
+        server.dns,
+        "static.svc.example.test.",
+        RecordType::A,
+        Transport::Tcp,
+    );
+    assert_eq!(
+        addresses(&stat),
+        ["192.0.2.80".parse::<std::net::IpAddr>().expect("ip")]
+    );
+    let alias = query(
+        server.dns,
+        "alias.svc.example.test.",
+        RecordType::A,
+        Transport::Udp,
+    );
+    assert_eq!(
+        alias.answers.len(),
+        2,
+        "CNAME followed to the service: {alias:?}"
+    );
+}
+
+#[test]
+fn question_case_is_echoed() {
+    let server = server();
+    let response = query(
+        server.dns,
+        "WwW.SvC.example.TEST.",
+        RecordType::A,
+        Transport::Udp,
+    );
+    assert_eq!(
+        response.queries[0].name().to_ascii(),
+        "WwW.SvC.example.TEST."
+    );
+    assert_eq!(response.answers.len(), 1);
+}
+
+#[test]
+fn edns_version_above_zero_gets_badvers() {
+    let server = server();
+    let mut message = request("www.svc.example.test.", RecordType::A);
+    let mut edns = Edns::new();
+    edns.set_version(1);
+    message.set_edns(edns);
+    let response = exchange(server.dns, &message, Transport::Udp).expect("answer");
+    // 16 is BADVERS in a response to a query (RFC 6891); hickory's decoder calls it BADSIG.
+    assert_eq!(u16::from(rcode(&response)), 16);
+    assert!(response.edns.is_some(), "BADVERS comes with OPT");
+}
+
+#[test]
+fn other_opcodes_get_notimp_and_two_questions_get_formerr() {
+    let server = server();
+    let mut notify = Message::new(7, MessageType::Query, OpCode::Status);
+    notify.add_query(Query::query(
+        Name::from_ascii("svc.example.test.").expect("name"),
+        RecordType::SOA,
+    ));
+    assert_eq!(
+        rcode(&exchange(server.dns, &notify, Transport::Udp).expect("answer")),
+        ResponseCode::NotImp
+    );
+
+    let mut two = request("www.svc.example.test.", RecordType::A);
+    two.add_query(Query::query(
+        Name::from_ascii("svc.example.test.").expect("name"),
+        RecordType::SOA,
+    ));
+    assert_eq!(
+        rcode(&exchange(server.dns, &two, Transport::Udp).expect("answer")),
+        ResponseCode::FormErr
+    );
+}
+
+#[test]
+fn malformed_packets_do_not_stop_the_server() {
+    let server = server();
+    let valid = request("www.svc.example.test.", RecordType::A)
+        .to_vec()
+        .expect("encode");
+    let mut garbage: Vec<Vec<u8>> = vec![vec![], vec![0; 5], vec![0xff; 12], vec![0xab; 600]];
+    for cut in [13, 20, valid.len() - 1] {
+        garbage.push(valid[..cut].to_vec());
+    }
+    // A compression pointer that points at itself.
+    let mut looped = valid[..12].to_vec();
+    looped.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+    garbage.push(looped);
+    for packet in &garbage {
+        let _ = exchange_raw(server.dns, packet, Transport::Udp);
+        let _ = exchange_raw(server.dns, packet, Transport::Tcp);
+    }
+    // A TCP client that announces a message and stalls must not block others.
+    let mut stalled = std::net::TcpStream::connect(server.dns).expect("connect");
+    std::io::Write::write_all(&mut stalled, &[0x01, 0x00, 0x12]).expect("write");
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let response = query(
+            server.dns,
+            "www.svc.example.test.",
+            RecordType::A,
+            transport,
+        );
+        assert_eq!(response.answers.len(), 1, "{transport:?} still answered");
+    }
+}
+
+#[test]
+fn sigterm_exits_cleanly() {
+    let server = server();
+    let dns: SocketAddr = server.dns;
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}");
+    assert!(try_query(dns, "svc.example.test.", RecordType::SOA, Transport::Udp).is_none());
+}
