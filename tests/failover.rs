@@ -22,16 +22,47 @@ fn two_members() -> (SocketAddr, SocketAddr) {
     )
 }
 
-#[test]
-fn fails_over_when_primary_dies_and_fails_back_after_rise() {
+/// Two healthy HTTP backends and a server checking them, once it has seen both up.
+struct Pair {
+    primary: HttpBackend,
+    _standby: HttpBackend,
+    server: Server,
+    p: SocketAddr,
+    s: SocketAddr,
+}
+
+fn healthy_pair(kind: &str, edit_service: impl Fn(String) -> String) -> Pair {
     let (p, s) = two_members();
     let primary = HttpBackend::start(p);
-    let _standby = HttpBackend::start(s);
-    let server = Server::start(&service_toml(WWW, &[p.ip(), s.ip()], "http", p.port(), ""));
+    let standby = HttpBackend::start(s);
+    let server = Server::start(&edit_service(service_toml(
+        WWW,
+        &[p.ip(), s.ip()],
+        kind,
+        p.port(),
+        "",
+    )));
+    server.wait_for_members_up(2);
+    Pair {
+        primary,
+        _standby: standby,
+        server,
+        p,
+        s,
+    }
+}
+
+#[test]
+fn fails_over_when_primary_dies_and_fails_back_after_rise() {
+    let Pair {
+        primary,
+        _standby,
+        server,
+        p,
+        s,
+        ..
+    } = healthy_pair("http", |toml| toml);
     // Both members up: the primary is the answer, over UDP and TCP alike.
-    wait_until("both members up", Duration::from_secs(10), || {
-        server.log().matches("is up").count() == 2
-    });
     assert_eq!(server.addresses(WWW), [p.ip()]);
     assert_eq!(
         addresses(&query(server.dns, WWW, RecordType::A, Transport::Tcp)),
@@ -50,58 +81,44 @@ fn fails_over_when_primary_dies_and_fails_back_after_rise() {
         server.serial() > serial_before,
         "an answer change must bump the SOA serial"
     );
-    let log = server.log();
-    assert!(
-        log.contains(&format!(
-            "member {} of {WWW} is down: connection refused",
-            p.ip()
-        )),
-        "{log}"
-    );
-    assert!(
-        log.contains(&format!(
-            "{WWW} A answer changed from {} to {}",
-            p.ip(),
-            s.ip()
-        )),
-        "{log}"
-    );
+    server.assert_logged(&format!(
+        "member {} of {WWW} is down: connection refused",
+        p.ip()
+    ));
+    server.assert_logged(&format!(
+        "{WWW} A answer changed from {} to {}",
+        p.ip(),
+        s.ip()
+    ));
 
     let _primary = HttpBackend::start(p);
     server.wait_for_answer(WWW, &[p.ip()], Duration::from_secs(10));
-    assert!(
-        server.log().contains("2 consecutive checks passed"),
-        "failback waits for rise checks"
-    );
+    server.assert_logged("is up: 2 consecutive checks passed");
 }
 
 #[test]
 fn fails_over_when_primary_answers_http_503() {
-    let (p, s) = two_members();
-    let primary = HttpBackend::start(p);
-    let _standby = HttpBackend::start(s);
-    let server = Server::start(&service_toml(WWW, &[p.ip(), s.ip()], "http", p.port(), ""));
-    wait_until("both members up", Duration::from_secs(10), || {
-        server.log().matches("is up").count() == 2
-    });
+    let Pair {
+        primary,
+        _standby,
+        server,
+        s,
+        ..
+    } = healthy_pair("http", |toml| toml);
     primary.set_status(503);
     server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
-    assert!(
-        server.log().contains("is down: HTTP 503"),
-        "{}",
-        server.log()
-    );
+    server.assert_logged("is down: HTTP 503");
 }
 
 #[test]
 fn tcp_check_fails_over_on_connection_refused() {
-    let (p, s) = two_members();
-    let primary = HttpBackend::start(p);
-    let _standby = HttpBackend::start(s);
-    let server = Server::start(&service_toml(WWW, &[p.ip(), s.ip()], "tcp", p.port(), ""));
-    wait_until("both members up", Duration::from_secs(10), || {
-        server.log().matches("is up").count() == 2
-    });
+    let Pair {
+        primary,
+        _standby,
+        server,
+        s,
+        ..
+    } = healthy_pair("tcp", |toml| toml);
     primary.kill();
     server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
     let over_tcp = query(server.dns, WWW, RecordType::A, Transport::Tcp);
@@ -165,20 +182,20 @@ fn answers_the_primary_until_its_first_check_completes() {
 
 #[test]
 fn without_failback_the_answer_stays_on_the_standby() {
-    let (p, s) = two_members();
-    let primary = HttpBackend::start(p);
-    let _standby = HttpBackend::start(s);
-    let service = service_toml(WWW, &[p.ip(), s.ip()], "tcp", p.port(), "")
-        .replace("ttl = 5\n", "ttl = 5\nfailback = false\n");
-    let server = Server::start(&service);
-    wait_until("both members up", Duration::from_secs(10), || {
-        server.log().matches("is up").count() == 2
-    });
+    let no_failback = |toml: String| toml.replace("ttl = 5\n", "ttl = 5\nfailback = false\n");
+    let Pair {
+        primary,
+        _standby,
+        server,
+        p,
+        s,
+        ..
+    } = healthy_pair("tcp", no_failback);
     primary.kill();
     server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
     let _primary = HttpBackend::start(p);
     wait_until("primary up again", Duration::from_secs(10), || {
-        server.log().contains("2 consecutive checks passed")
+        server.log().contains("is up: 2 consecutive checks passed")
     });
     assert_eq!(
         server.addresses(WWW),

@@ -137,6 +137,21 @@ impl Server {
         fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
+    /// Panics, showing the log, unless the log contains `text`.
+    pub fn assert_logged(&self, text: &str) {
+        let log = self.log();
+        assert!(log.contains(text), "log lacks {text:?}:\n{log}");
+    }
+
+    /// Waits until the log reports `count` members up.
+    pub fn wait_for_members_up(&self, count: usize) {
+        wait_until(
+            &format!("{count} members up"),
+            Duration::from_secs(10),
+            || self.log().matches(" is up: ").count() >= count,
+        );
+    }
+
     /// The addresses the server answers now for an A query of `name` over UDP.
     pub fn addresses(&self, name: &str) -> Vec<IpAddr> {
         addresses(&query(self.dns, name, RecordType::A, Transport::Udp))
