@@ -87,14 +87,6 @@ impl ZoneSnapshot {
             services,
         }
     }
-
-    /// The SOA serial being served.
-    pub fn serial(&self) -> u32 {
-        match &self.soa.data {
-            RData::SOA(soa) => soa.serial,
-            _ => 0,
-        }
-    }
 }
 
 impl Snapshot {

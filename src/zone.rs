@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordSet, RecordType, RrKey};
-use hickory_proto::serialize::txt::{ParseError, Parser};
+use hickory_proto::serialize::txt::Parser;
 
 use crate::error::LoadError;
 
@@ -80,7 +80,7 @@ pub fn load(path: &Path, origin: &Name) -> Result<StaticZone, LoadError> {
     };
     let records = parse(&text).map_err(|error| {
         let line = first_line_where(&text, |prefix| parse(prefix).is_err());
-        located(path, line, describe_parse_error(&error))
+        located(path, line, format!("cannot parse zone file: {error}"))
     })?;
 
     // Each check finds the first offending entry by re-parsing prefixes: see `first_line_where`.
@@ -168,10 +168,6 @@ fn located(path: &Path, line: Option<usize>, message: String) -> LoadError {
         Some(line) => LoadError::at(path, line, message),
         None => LoadError::in_file(path, message),
     }
-}
-
-fn describe_parse_error(error: &ParseError) -> String {
-    format!("cannot parse zone file: {error}")
 }
 
 /// The line of the first entry at which `fails(prefix)` becomes true, where `prefix` is the
