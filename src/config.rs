@@ -37,6 +37,11 @@ pub struct ServerPlan {
     pub listen: Vec<SocketAddr>,
     /// How long an idle TCP client may hold its connection.
     pub tcp_idle_timeout: Duration,
+    /// Answer to CHAOS TXT `id.server.`/`hostname.bind.`, so an operator can tell which
+    /// anycast or redundant node answered; empty means refused.
+    pub identity: String,
+    /// Answer to CHAOS TXT `version.server.`/`version.bind.`; empty means refused.
+    pub version: String,
 }
 
 /// One service name whose addresses follow member health.
@@ -123,6 +128,10 @@ struct RawServer {
     listen: Spanned<Vec<Spanned<String>>>,
     #[serde(default = "default_tcp_idle_timeout", with = "humantime_serde")]
     tcp_idle_timeout: Duration,
+    #[serde(default)]
+    identity: Option<Spanned<String>>,
+    #[serde(default)]
+    version: Option<Spanned<String>>,
 }
 
 fn default_tcp_idle_timeout() -> Duration {
@@ -287,9 +296,29 @@ impl Validator<'_> {
             }
             listen.push(parsed);
         }
+        let txt = |value: Option<Spanned<String>>, default: String, key: &str| {
+            let Some(value) = value else {
+                return Ok(default);
+            };
+            if value.get_ref().len() > 255 {
+                return Err(self.error(
+                    value.span(),
+                    format!("{key} is longer than the 255 bytes a TXT string holds"),
+                ));
+            }
+            Ok(value.into_inner())
+        };
+        let identity = txt(raw.identity, String::new(), "identity")?;
+        let version = txt(
+            raw.version,
+            format!("failover-dns {}", env!("CARGO_PKG_VERSION")),
+            "version",
+        )?;
         Ok(ServerPlan {
             listen,
             tcp_idle_timeout: raw.tcp_idle_timeout,
+            identity,
+            version,
         })
     }
 

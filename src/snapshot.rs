@@ -19,6 +19,17 @@ use crate::zone::StaticZone;
 pub struct Snapshot {
     /// One entry per configured zone.
     pub zones: Vec<ZoneSnapshot>,
+    /// The CHAOS-class identity and version strings (empty: refused).
+    pub server: Arc<ServerStrings>,
+}
+
+/// What the server says about itself in the CHAOS class, as Knot, NSD and BIND do.
+#[derive(Debug, Default)]
+pub struct ServerStrings {
+    /// `id.server.` / `hostname.bind.` TXT.
+    pub identity: String,
+    /// `version.server.` / `version.bind.` TXT.
+    pub version: String,
 }
 
 /// One zone: its static records (shared between snapshots) plus its dynamic parts.

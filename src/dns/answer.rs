@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 
 use hickory_proto::op::{OpCode, ResponseCode};
+use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use crate::snapshot::{Snapshot, ZoneSnapshot};
@@ -71,7 +72,12 @@ pub fn answer<'s>(snapshot: &'s Snapshot, query: &Query<'_>) -> Response<'s> {
     let [question] = query.questions else {
         return Response::error(ResponseCode::FormErr);
     };
-    if question.qclass != DNSClass::IN {
+    if question.qclass == DNSClass::CH {
+        return chaos(snapshot, question);
+    }
+    // QCLASS ANY (RFC 1035 §3.2.5) matches our IN data, as Knot and NSD treat it; the
+    // CHAOS server-identity names are answered by the server before this point.
+    if !matches!(question.qclass, DNSClass::IN | DNSClass::ANY) {
         return Response::error(ResponseCode::Refused);
     }
     if matches!(question.qtype, RecordType::AXFR | RecordType::IXFR) {
@@ -91,6 +97,32 @@ pub fn answer<'s>(snapshot: &'s Snapshot, query: &Query<'_>) -> Response<'s> {
     }
     .resolve(question.name, question.qtype, 0);
     response
+}
+
+/// The CHAOS-class TXT names that identify a server (RFC 4892 §2.3, and BIND's `.bind`
+/// names): answered without AA and with TTL 0, like Knot; everything else in CH is refused.
+fn chaos<'s>(snapshot: &'s Snapshot, question: &Question<'_>) -> Response<'s> {
+    let text = match question.name.to_string().as_str() {
+        _ if question.qtype != RecordType::TXT => None,
+        "id.server." | "hostname.bind." => Some(&snapshot.server.identity),
+        "version.server." | "version.bind." => Some(&snapshot.server.version),
+        _ => None,
+    };
+    match text.filter(|t| !t.is_empty()) {
+        Some(text) => {
+            let mut record = Record::from_rdata(
+                Name::from(question.name),
+                0,
+                RData::TXT(TXT::new(vec![text.clone()])),
+            );
+            record.dns_class = DNSClass::CH;
+            Response {
+                answers: vec![Cow::Owned(record)],
+                ..Response::default()
+            }
+        }
+        None => Response::error(ResponseCode::Refused),
+    }
 }
 
 /// One lookup in one zone, appending to a response.
@@ -214,28 +246,37 @@ impl<'s> Lookup<'s, '_> {
             };
         }
 
-        let mut found: Vec<&'s Record> = Vec::new();
-        match qtype {
-            RecordType::ANY => {
-                for set in node.iter().flat_map(|n| &n.rrsets) {
-                    found.extend(static_set(set.record_type()));
-                }
-                if let Some(service) = service {
-                    found.extend(service.a.iter().chain(&service.aaaa));
-                }
+        // RFC 8482 §4.2: ANY gets one RRset, not all. Like Knot, the one with the lowest type
+        // number, so a service name answers ANY with its A records.
+        let qtype = if qtype == RecordType::ANY {
+            let static_types = node.iter().flat_map(|n| &n.rrsets).map(|s| s.record_type());
+            let service_types = service.into_iter().flat_map(|s| {
+                [
+                    (!s.a.is_empty()).then_some(RecordType::A),
+                    (!s.aaaa.is_empty()).then_some(RecordType::AAAA),
+                ]
+                .into_iter()
+                .flatten()
+            });
+            match static_types
+                .chain(service_types)
+                .min_by_key(|t| u16::from(*t))
+            {
+                Some(lowest) => lowest,
+                None => return self.no_data(),
             }
-            RecordType::A if service.is_some() => found.extend(service.iter().flat_map(|s| &s.a)),
-            RecordType::AAAA if service.is_some() => {
-                found.extend(service.iter().flat_map(|s| &s.aaaa))
-            }
-            _ => found = static_set(qtype),
-        }
+        } else {
+            qtype
+        };
+        let found: Vec<&'s Record> = match (qtype, service) {
+            (RecordType::A, Some(service)) => service.a.iter().collect(),
+            (RecordType::AAAA, Some(service)) => service.aaaa.iter().collect(),
+            _ => static_set(qtype),
+        };
         if found.is_empty() {
             return self.no_data();
         }
-        if qtype == RecordType::NS {
-            self.add_glue(&found);
-        }
+        self.add_additional(&found);
         self.response.answers.extend(rename(found));
     }
 
@@ -260,37 +301,57 @@ impl<'s> Lookup<'s, '_> {
             .and_then(|n| n.rrset(RecordType::NS))
             .map(|set| set.records_without_rrsigs().collect())
             .unwrap_or_default();
-        self.add_glue(&ns);
+        self.add_additional(&ns);
         self.response
             .authority
             .extend(ns.into_iter().map(Cow::Borrowed));
     }
 
-    /// Adds the addresses this zone holds for the targets of NS records.
-    fn add_glue(&mut self, ns: &[&'s Record]) {
-        for record in ns {
-            let RData::NS(target) = &record.data else {
-                continue;
+    /// Additional-section processing (RFC 1034 §3.6.2, RFC 2782): the addresses this zone
+    /// holds for the targets of NS, MX and SRV records, each RRset once.
+    fn add_additional(&mut self, records: &[&'s Record]) {
+        for record in records {
+            let target = match &record.data {
+                RData::NS(ns) => &ns.0,
+                RData::MX(mx) => &mx.exchange,
+                RData::SRV(srv) => &srv.target,
+                _ => continue,
             };
-            let target = LowerName::new(&target.0);
-            if !self.zone.data.origin_key.zone_of(&target) {
+            let target = LowerName::new(target);
+            if target.is_root() || !self.zone.data.origin_key.zone_of(&target) {
                 continue;
             }
-            if let Some(node) = self.zone.data.nodes.get(&target) {
-                for rtype in [RecordType::A, RecordType::AAAA] {
-                    if let Some(set) = node.rrset(rtype) {
-                        self.response
-                            .additional
-                            .extend(set.records_without_rrsigs().map(Cow::Borrowed));
-                    }
+            for rtype in [RecordType::A, RecordType::AAAA] {
+                let already = self
+                    .response
+                    .additional
+                    .iter()
+                    .any(|r| r.record_type() == rtype && LowerName::new(&r.name) == target);
+                if !already {
+                    let addresses = self.addresses_at(&target, rtype);
+                    self.response
+                        .additional
+                        .extend(addresses.into_iter().map(Cow::Borrowed));
                 }
             }
-            if let Some(service) = self.zone.services.get(&target) {
-                self.response
-                    .additional
-                    .extend(service.a.iter().chain(&service.aaaa).map(Cow::Borrowed));
-            }
         }
+    }
+
+    /// The A or AAAA records this zone answers at `name`: a service's selection, or static ones.
+    fn addresses_at(&self, name: &LowerName, rtype: RecordType) -> Vec<&'s Record> {
+        let zone = self.zone;
+        if let Some(service) = zone.services.get(name) {
+            return match rtype {
+                RecordType::A => service.a.iter().collect(),
+                _ => service.aaaa.iter().collect(),
+            };
+        }
+        zone.data
+            .nodes
+            .get(name)
+            .and_then(|n| n.rrset(rtype))
+            .map(|set| set.records_without_rrsigs().collect())
+            .unwrap_or_default()
     }
 
     /// The name exists but has no records of the type: NOERROR with the SOA (RFC 2308 §2.2).
@@ -324,7 +385,9 @@ mod tests {
         alias IN CNAME www\nout IN CNAME www.elsewhere.test.\nloop1 IN CNAME loop2\nloop2 IN CNAME loop1\n\
         dangling IN CNAME missing\n\
         *.wild IN A 192.0.2.99\nhere.wild IN TXT \"real\"\n\
-        child IN NS ns.child\nns.child IN A 192.0.2.53\n";
+        child IN NS ns.child\nns.child IN A 192.0.2.53\n\
+        mail IN MX 10 www\nmail IN MX 20 www\nmail IN MX 30 mx.elsewhere.test.\n\
+        _sip._tcp IN SRV 0 0 5060 static\n";
 
     fn snapshot() -> Snapshot {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -338,6 +401,10 @@ mod tests {
         let services = HashMap::from([(LowerName::new(&www), records)]);
         Snapshot {
             zones: vec![ZoneSnapshot::new(Arc::new(zone), 1000, services)],
+            server: Arc::new(crate::snapshot::ServerStrings {
+                identity: "node-a".into(),
+                version: String::new(),
+            }),
         }
     }
 
@@ -412,15 +479,86 @@ mod tests {
     #[test]
     fn apex_soa_carries_the_current_serial() {
         let s = snapshot();
-        for qtype in [RecordType::SOA, RecordType::ANY] {
-            let r = ask(&s, "svc.example.test.", qtype);
-            let soa: Vec<String> = section(&r.answers)
-                .into_iter()
-                .filter(|r| r.contains(" SOA "))
-                .collect();
-            assert_eq!(soa.len(), 1, "{qtype}");
-            assert!(soa[0].contains(" 1000 "), "{qtype}: {soa:?}");
+        let r = ask(&s, "svc.example.test.", RecordType::SOA);
+        let soa = section(&r.answers);
+        assert_eq!(soa.len(), 1);
+        assert!(soa[0].contains(" 1000 "), "{soa:?}");
+    }
+
+    #[test]
+    fn any_answers_one_rrset_the_lowest_type() {
+        let s = snapshot();
+        let apex = ask(&s, "svc.example.test.", RecordType::ANY);
+        assert!(
+            section(&apex.answers).iter().all(|r| r.contains(" NS ")),
+            "NS (2) before SOA (6): {:?}",
+            section(&apex.answers)
+        );
+        assert_eq!(
+            section(&ask(&s, "www.svc.example.test.", RecordType::ANY).answers),
+            ["www.svc.example.test. 5 A 127.0.0.11"]
+        );
+        let wild = ask(&s, "x.wild.svc.example.test.", RecordType::ANY);
+        assert_eq!(
+            section(&wild.answers),
+            ["x.wild.svc.example.test. 3600 A 192.0.2.99"]
+        );
+    }
+
+    #[test]
+    fn mx_and_srv_targets_in_the_zone_get_their_addresses_once() {
+        let s = snapshot();
+        let r = ask(&s, "mail.svc.example.test.", RecordType::MX);
+        assert_eq!(section(&r.answers).len(), 3);
+        assert_eq!(
+            section(&r.additional),
+            ["www.svc.example.test. 5 A 127.0.0.11"],
+            "the service's current answer, once, nothing for the out-of-zone target"
+        );
+        let r = ask(&s, "_sip._tcp.svc.example.test.", RecordType::SRV);
+        assert_eq!(
+            section(&r.additional),
+            ["static.svc.example.test. 3600 A 192.0.2.80"]
+        );
+    }
+
+    #[test]
+    fn chaos_identity_is_answered_and_everything_else_in_ch_refused() {
+        let s = snapshot();
+        let ch = |name, qtype| ask_with(&s, name, qtype, DNSClass::CH, OpCode::Query, None);
+        let id = ch("ID.server.", RecordType::TXT);
+        assert_eq!((id.rcode, id.authoritative), (ResponseCode::NoError, false));
+        assert_eq!(section(&id.answers), ["id.server. 0 TXT node-a"]);
+        assert_eq!(id.answers[0].dns_class, DNSClass::CH);
+        for (name, qtype) in [
+            ("version.server.", RecordType::TXT), // configured empty
+            ("id.server.", RecordType::A),
+            ("authors.bind.", RecordType::TXT),
+            ("svc.example.test.", RecordType::SOA),
+        ] {
+            assert_eq!(
+                ch(name, qtype).rcode,
+                ResponseCode::Refused,
+                "{name} {qtype}"
+            );
         }
+    }
+
+    #[test]
+    fn class_any_is_answered_from_in_data() {
+        let s = snapshot();
+        let r = ask_with(
+            &s,
+            "static.svc.example.test.",
+            RecordType::A,
+            DNSClass::ANY,
+            OpCode::Query,
+            None,
+        );
+        assert_eq!(
+            section(&r.answers),
+            ["static.svc.example.test. 3600 A 192.0.2.80"]
+        );
     }
 
     #[test]

@@ -4,13 +4,17 @@
 //! Socket handling, TCP framing and idle timeouts are hickory-server's. This module never waits
 //! on the check plane: it loads the current snapshot and answers.
 
+use std::borrow::Cow;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata};
+use hickory_proto::rr::Record;
+use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use tokio::net::{TcpListener, UdpSocket};
@@ -56,24 +60,48 @@ impl RequestHandler for Handler {
         };
         let response = answer(&snapshot, &query);
 
-        // RFC 6891 §7: a request with OPT gets OPT back, offering our own buffer size; the
-        // response is cut to the smaller of the two buffers.
+        // RFC 6891 §6.2.3/§7: a request with OPT gets OPT back, offering our own buffer size
+        // and echoing the DO bit (RFC 3225 §3).
         let edns = request.edns.as_ref().map(|client| {
             let mut edns = Edns::new();
-            edns.set_max_payload(client.max_payload().clamp(512, MAX_UDP_PAYLOAD));
+            edns.set_max_payload(MAX_UDP_PAYLOAD);
             edns.set_version(0);
+            edns.set_dnssec_ok(client.flags().dnssec_ok);
             edns
         });
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = response.authoritative;
         metadata.response_code = response.rcode;
-        let message = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
-            metadata,
-            response.answers.iter().map(AsRef::as_ref),
-            response.authority.iter().map(AsRef::as_ref),
-            std::iter::empty(),
-            response.additional.iter().map(AsRef::as_ref),
-        );
+        let build = |metadata: Metadata, records: bool| {
+            let section = |of| section(of, records);
+            MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
+                metadata,
+                section(&response.answers),
+                section(&response.authority),
+                std::iter::empty(),
+                section(&response.additional),
+            )
+        };
+        // Hickory truncates UDP to the buffer size our OPT advertises, not to the client's, so
+        // we measure against the client's buffer here; a response that does not fit is sent
+        // as the header and question with TC set, as Knot and NSD do (RFC 2181 §9).
+        let mut records = true;
+        if request.protocol() == Protocol::Udp {
+            let limit = request.edns.as_ref().map_or(512, |client| {
+                client.max_payload().clamp(512, MAX_UDP_PAYLOAD)
+            });
+            let mut scratch = Vec::with_capacity(usize::from(limit));
+            let mut encoder = BinEncoder::new(&mut scratch);
+            encoder.set_max_size(limit);
+            let fits = build(metadata, true)
+                .destructive_emit(&mut encoder)
+                .is_ok_and(|info| !info.truncation);
+            if !fits {
+                metadata.truncation = true;
+                records = false;
+            }
+        }
+        let message = build(metadata, records);
         match response_handle.send_response(message).await {
             Ok(info) => info,
             Err(error) => {
@@ -85,6 +113,16 @@ impl RequestHandler for Handler {
             }
         }
     }
+}
+
+/// The records of one response section, or none when the response is cut to its header.
+fn section<'a>(
+    records: &'a [Cow<'_, Record>],
+    keep: bool,
+) -> impl Iterator<Item = &'a Record> + Send + 'a {
+    records[..if keep { records.len() } else { 0 }]
+        .iter()
+        .map(AsRef::as_ref)
 }
 
 /// Binds UDP and TCP on every address and starts serving from `cell`. Fails, naming the

@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 use crate::config::{Plan, ServicePlan};
 use crate::policy::{self, Selection};
 use crate::snapshot::{
-    ServiceRecords, Snapshot, SnapshotCell, ZoneSnapshot, later_serial, next_serial,
+    ServerStrings, ServiceRecords, Snapshot, SnapshotCell, ZoneSnapshot, later_serial, next_serial,
 };
 use probe::Probe;
 use state::{MemberHealth, Outcome, State};
@@ -44,6 +44,8 @@ pub struct Monitor {
     answers: Vec<[Selection; 2]>,
     /// Current SOA serial per zone.
     serials: Vec<u32>,
+    /// The CHAOS strings every snapshot carries.
+    server_strings: Arc<ServerStrings>,
 }
 
 impl Monitor {
@@ -57,16 +59,28 @@ impl Monitor {
             .map(|s| s.members.iter().map(|_| MemberHealth::new(now)).collect())
             .collect();
         let clock = unix_now();
-        let serials = plan
-            .zones
-            .iter()
-            .map(|z| later_serial(z.file_serial(), clock))
+        // A zone with services changes while it runs, so its serial must not go back across a
+        // restart; a zone without any is the file's, serial included.
+        let serials = (0..plan.zones.len())
+            .map(|z| {
+                let file_serial = plan.zones[z].file_serial();
+                if plan.services.iter().any(|s| s.zone == z) {
+                    later_serial(file_serial, clock)
+                } else {
+                    file_serial
+                }
+            })
             .collect();
+        let server_strings = Arc::new(ServerStrings {
+            identity: plan.server.identity.clone(),
+            version: plan.server.version.clone(),
+        });
         let mut monitor = Self {
             plan,
             health,
             answers: Vec::new(),
             serials,
+            server_strings,
         };
         monitor.answers = (0..monitor.plan.services.len())
             .map(|i| monitor.select(i))
@@ -93,7 +107,10 @@ impl Monitor {
                 ZoneSnapshot::new(Arc::clone(zone), *serial, services)
             })
             .collect();
-        Snapshot { zones }
+        Snapshot {
+            zones,
+            server: Arc::clone(&self.server_strings),
+        }
     }
 
     /// Starts a probe task per member and the task that applies their results, publishing into

@@ -96,13 +96,32 @@ impl Server {
 
     /// Starts the binary with `zone` as svc.example.test. and `services`.
     pub fn start_with_zone(zone: &str, services: &str) -> Self {
+        let config =
+            format!("[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n{services}");
+        Self::start_with_files(&[("svc.zone", zone)], &config, "svc.example.test.")
+    }
+
+    /// Starts the binary with `config` (everything but `listen`, which is added) and waits
+    /// until it answers SOA for `zone`.
+    pub fn start_with_config(config: &str, zone: &str) -> Self {
+        Self::start_with_files(&[], config, zone)
+    }
+
+    /// Writes `files` beside the config, starts the binary and waits until it answers SOA for
+    /// `zone`. `config` must not have a `[server]` table's `listen` key; a `[server]` table
+    /// is added or extended with it.
+    pub fn start_with_files(files: &[(&str, &str)], config: &str, zone: &str) -> Self {
         let ip = loopback_ip();
         let dns = SocketAddr::new(ip, free_port(&[ip]));
         let dir = tempfile::tempdir().expect("tempdir");
-        fs::write(dir.path().join("svc.zone"), zone).expect("write zone");
-        let config = format!(
-            "[server]\nlisten = [\"{dns}\"]\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n{services}"
-        );
+        for (name, text) in files {
+            fs::write(dir.path().join(name), text).expect("write file");
+        }
+        let listen = format!("listen = [\"{dns}\"]\n");
+        let config = match config.strip_prefix("[server]\n") {
+            Some(rest) => format!("[server]\n{listen}{rest}"),
+            None => format!("[server]\n{listen}\n{config}"),
+        };
         let config_path = dir.path().join("failover-dns.toml");
         fs::write(&config_path, config).expect("write config");
         let log = fs::File::create(dir.path().join("server.log")).expect("log file");
@@ -115,7 +134,7 @@ impl Server {
             .expect("start failover-dns");
         let mut server = Self { child, dns, dir };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while try_query(dns, "svc.example.test.", RecordType::SOA, Transport::Udp).is_none() {
+        while try_query(dns, zone, RecordType::SOA, Transport::Udp).is_none() {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!(
                     "failover-dns exited with {status} before answering:\n{}",
