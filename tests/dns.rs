@@ -173,35 +173,64 @@ fn other_opcodes_get_notimp_and_two_questions_get_formerr() {
 }
 
 #[test]
-fn malformed_packets_do_not_stop_the_server() {
+fn malformed_packets_get_formerr_or_nothing_and_the_server_keeps_answering() {
     let server = server();
-    let valid = request("www.svc.example.test.", RecordType::A)
-        .to_vec()
-        .expect("encode");
-    let mut garbage: Vec<Vec<u8>> = vec![vec![], vec![0; 5], vec![0xff; 12], vec![0xab; 600]];
-    for cut in [13, 20, valid.len() - 1] {
-        garbage.push(valid[..cut].to_vec());
+    for (what, packet) in malformed_packets() {
+        for transport in [Transport::Udp, Transport::Tcp] {
+            if transport == Transport::Tcp && packet.len() > usize::from(u16::MAX) {
+                continue;
+            }
+            if let Some(raw) = exchange_raw(server.dns, &packet, transport) {
+                let response = Message::from_vec(&raw)
+                    .unwrap_or_else(|e| panic!("{what} over {transport:?}: undecodable: {e}"));
+                assert_eq!(rcode(&response), ResponseCode::FormErr, "{what}");
+                assert_eq!(response.metadata.message_type, MessageType::Response);
+            }
+            let after = query(
+                server.dns,
+                "www.svc.example.test.",
+                RecordType::A,
+                transport,
+            );
+            assert_eq!(
+                after.answers.len(),
+                1,
+                "answered after {what} over {transport:?}"
+            );
+        }
     }
-    // A compression pointer that points at itself.
-    let mut looped = valid[..12].to_vec();
-    looped.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
-    garbage.push(looped);
-    for packet in &garbage {
-        let _ = exchange_raw(server.dns, packet, Transport::Udp);
-        let _ = exchange_raw(server.dns, packet, Transport::Tcp);
+}
+
+#[test]
+fn stalled_and_oversized_tcp_clients_do_not_block_others() {
+    let mut server = server();
+    // Clients that announce a message and stall: one after a length prefix, one half-way
+    // through the message, one with a zero-length frame, and one announcing 64 KiB.
+    let mut stalled = Vec::new();
+    for bytes in [
+        vec![0x00, 0x12],
+        vec![0x00, 0x30, 0x12, 0x34, 0x01],
+        vec![0x00, 0x00],
+        vec![0xff, 0xff, 0, 0],
+    ] {
+        for _ in 0..10 {
+            let mut stream = std::net::TcpStream::connect(server.dns).expect("connect");
+            std::io::Write::write_all(&mut stream, &bytes).expect("write");
+            stalled.push(stream);
+        }
     }
-    // A TCP client that announces a message and stalls must not block others.
-    let mut stalled = std::net::TcpStream::connect(server.dns).expect("connect");
-    std::io::Write::write_all(&mut stalled, &[0x01, 0x00, 0x12]).expect("write");
     for transport in [Transport::Udp, Transport::Tcp] {
-        let response = query(
-            server.dns,
-            "www.svc.example.test.",
-            RecordType::A,
-            transport,
-        );
-        assert_eq!(response.answers.len(), 1, "{transport:?} still answered");
+        for _ in 0..20 {
+            let response = query(
+                server.dns,
+                "www.svc.example.test.",
+                RecordType::A,
+                transport,
+            );
+            assert_eq!(response.answers.len(), 1, "{transport:?} still answered");
+        }
     }
+    assert!(server.is_running(), "the server is still up");
 }
 
 #[test]

@@ -14,7 +14,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -114,11 +114,26 @@ fn zone_path(file: &str) -> PathBuf {
     repo_root().join("tests/zones").join(file)
 }
 
-/// failover-dns and Knot serving the same zones, `www.diff.test.` healthy on a live listener.
+/// failover-dns and Knot serving the same zones, with both members of `www.diff.test.`
+/// healthy on live listeners.
 struct Pair {
     ours: Server,
     knot: Knot,
-    _primary: TcpListener,
+    primary: Option<TcpListener>,
+    standby_ip: IpAddr,
+    _standby: TcpListener,
+}
+
+/// The test zones as Knot gets them: `www` a static A record for `address`, and the serial of
+/// diff.test. raised `bumps` times, as failover-dns raises it on each answer change.
+fn knot_with_www_at(address: IpAddr, bumps: u32) -> Knot {
+    let diff = fs::read_to_string(zone_path("diff.test.zone")).expect("diff zone");
+    let second = fs::read_to_string(zone_path("second.test.zone")).expect("second zone");
+    let serial = 2026112401 + bumps;
+    assert!(diff.contains(" 2026112401 "), "diff.test.zone's serial");
+    let diff = diff.replacen(" 2026112401 ", &format!(" {serial} "), 1);
+    let knot_diff = format!("{diff}\nwww {SERVICE_TTL} IN A {address}\n");
+    Knot::start(&[("diff.test.", knot_diff), ("second.test.", second)])
 }
 
 fn pair() -> Pair {
@@ -126,11 +141,8 @@ fn pair() -> Pair {
     let standby_ip = loopback_ip();
     let port = free_port(&[primary_ip, standby_ip]);
     let primary = TcpListener::bind((primary_ip, port)).expect("primary listener");
-
-    let diff = fs::read_to_string(zone_path("diff.test.zone")).expect("diff zone");
-    let second = fs::read_to_string(zone_path("second.test.zone")).expect("second zone");
-    let knot_diff = format!("{diff}\nwww {SERVICE_TTL} IN A {primary_ip}\n");
-    let knot = Knot::start(&[("diff.test.", knot_diff), ("second.test.", second)]);
+    let standby = TcpListener::bind((standby_ip, port)).expect("standby listener");
+    let knot = knot_with_www_at(primary_ip, 0);
 
     let service = service_toml("www.diff.test.", &[primary_ip, standby_ip], "tcp", port, "")
         .replace("ttl = 5", &format!("ttl = {SERVICE_TTL}"));
@@ -142,11 +154,13 @@ fn pair() -> Pair {
         zone_path("second.test.zone").display(),
     );
     let ours = Server::start_with_config(&config, "diff.test.");
-    ours.wait_for_members_up(1);
+    ours.wait_for_members_up(2);
     Pair {
         ours,
         knot,
-        _primary: primary,
+        primary: Some(primary),
+        standby_ip,
+        _standby: standby,
     }
 }
 
@@ -540,6 +554,32 @@ fn opcodes_counts_classes_and_header_flags_match() {
     queries.push((Raw::query("nope.diff.test.", 1).flags(RD), UDP));
     for name in ["example.com.", "test.", ".", "diff.test.example."] {
         queries.push((Raw::query(name, 1), BOTH));
+    }
+    pair.assert_same(&queries);
+}
+
+#[test]
+fn after_failover_the_service_name_answers_as_a_static_record_of_the_standby_would() {
+    let mut pair = pair();
+    drop(pair.primary.take());
+    pair.ours.wait_for_answer(
+        "www.diff.test.",
+        &[pair.standby_ip],
+        Duration::from_secs(10),
+    );
+    pair.knot = knot_with_www_at(pair.standby_ip, 1);
+    let mut queries = Vec::new();
+    for name in [
+        "www.diff.test.",
+        "WWW.diff.test.",
+        "x.www.diff.test.",
+        "toservice.diff.test.",
+        "diff.test.",
+        "nope.diff.test.",
+    ] {
+        for qtype in TYPES {
+            queries.push((Raw::query(name, *qtype), BOTH));
+        }
     }
     pair.assert_same(&queries);
 }

@@ -14,14 +14,14 @@ use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
-use hickory_server::net::xfer::Protocol;
+pub use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 use tokio::net::{TcpListener, UdpSocket};
 use tracing::{debug, info};
 
-use super::answer::{Query, Question, answer};
-use crate::snapshot::SnapshotCell;
+use super::answer::{Query, Question, Response, answer};
+use crate::snapshot::{Snapshot, SnapshotCell};
 
 /// Largest UDP payload we send, whatever the client offers: the DNS Flag Day 2020 value,
 /// which avoids IP fragmentation on common paths.
@@ -43,6 +43,31 @@ impl RequestHandler for Handler {
         mut response_handle: R,
     ) -> ResponseInfo {
         let snapshot = self.cell.load_full();
+        let reply = Reply::new(&snapshot, request);
+        match response_handle.send_response(reply.message(request)).await {
+            Ok(info) => info,
+            Err(error) => {
+                debug!(%error, src = %request.src(), "cannot send response");
+                ResponseInfo::from(Header {
+                    metadata: reply.metadata,
+                    counts: HeaderCounts::default(),
+                })
+            }
+        }
+    }
+}
+
+/// A decided response to one request: header, OPT and records, ready to encode.
+struct Reply<'s> {
+    metadata: Metadata,
+    edns: Option<Edns>,
+    response: Response<'s>,
+    /// False when the response did not fit the client's UDP buffer and goes out as TC.
+    records: bool,
+}
+
+impl<'s> Reply<'s> {
+    fn new(snapshot: &'s Snapshot, request: &Request) -> Self {
         let questions: Vec<Question<'_>> = request
             .queries
             .queries()
@@ -58,7 +83,7 @@ impl RequestHandler for Handler {
             questions: &questions,
             edns_version: request.edns.as_ref().map(Edns::version),
         };
-        let response = answer(&snapshot, &query);
+        let response = answer(snapshot, &query);
 
         // RFC 6891 §6.2.3/§7: a request with OPT gets OPT back, offering our own buffer size
         // and echoing the DO bit (RFC 3225 §3).
@@ -72,47 +97,76 @@ impl RequestHandler for Handler {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = response.authoritative;
         metadata.response_code = response.rcode;
-        let build = |metadata: Metadata, records: bool| {
-            let section = |of| section(of, records);
-            MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
-                metadata,
-                section(&response.answers),
-                section(&response.authority),
-                std::iter::empty(),
-                section(&response.additional),
-            )
+        let mut reply = Self {
+            metadata,
+            edns,
+            response,
+            records: true,
         };
         // Hickory truncates UDP to the buffer size our OPT advertises, not to the client's, so
         // we measure against the client's buffer here; a response that does not fit is sent
         // as the header and question with TC set, as Knot and NSD do (RFC 2181 §9).
-        let mut records = true;
         if request.protocol() == Protocol::Udp {
             let limit = request.edns.as_ref().map_or(512, |client| {
                 client.max_payload().clamp(512, MAX_UDP_PAYLOAD)
             });
-            let mut scratch = Vec::with_capacity(usize::from(limit));
-            let mut encoder = BinEncoder::new(&mut scratch);
-            encoder.set_max_size(limit);
-            let fits = build(metadata, true)
-                .destructive_emit(&mut encoder)
-                .is_ok_and(|info| !info.truncation);
-            if !fits {
-                metadata.truncation = true;
-                records = false;
+            if reply
+                .encode(request, limit)
+                .is_none_or(|(_, truncated)| truncated)
+            {
+                reply.metadata.truncation = true;
+                reply.records = false;
             }
         }
-        let message = build(metadata, records);
-        match response_handle.send_response(message).await {
-            Ok(info) => info,
-            Err(error) => {
-                debug!(%error, src = %request.src(), "cannot send response");
-                ResponseInfo::from(Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                })
-            }
-        }
+        reply
     }
+
+    fn message<'a>(
+        &'a self,
+        request: &'a Request,
+    ) -> MessageResponse<
+        'a,
+        'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+    > {
+        let section = |of| section(of, self.records);
+        MessageResponseBuilder::new(&request.queries, self.edns.as_ref()).build(
+            self.metadata,
+            section(&self.response.answers),
+            section(&self.response.authority),
+            std::iter::empty(),
+            section(&self.response.additional),
+        )
+    }
+
+    /// The wire form within `limit` bytes, and whether it had to be truncated to fit.
+    fn encode(&self, request: &Request, limit: u16) -> Option<(Vec<u8>, bool)> {
+        let mut bytes = Vec::with_capacity(usize::from(limit.min(4096)));
+        let mut encoder = BinEncoder::new(&mut bytes);
+        encoder.set_max_size(limit);
+        let info = self.message(request).destructive_emit(&mut encoder).ok()?;
+        Some((bytes, info.truncation))
+    }
+}
+
+/// The response bytes failover-dns sends for `request` arriving over `protocol`, or None
+/// where hickory-server drops the datagram or answers FORMERR before our handler runs.
+///
+/// The whole request path but the socket, for the fuzz target and tests: decoding as the
+/// server decodes, answering, EDNS, truncation and encoding.
+pub fn respond_to_bytes(snapshot: &Snapshot, bytes: &[u8], protocol: Protocol) -> Option<Vec<u8>> {
+    let source = SocketAddr::from(([127, 0, 0, 1], 53000));
+    let request = Request::from_bytes(bytes.to_vec(), source, protocol).ok()?;
+    let reply = Reply::new(snapshot, &request);
+    let limit = match (protocol, &reply.edns) {
+        (Protocol::Udp, Some(edns)) => edns.max_payload(),
+        (Protocol::Udp, None) => 512,
+        _ => u16::MAX,
+    };
+    reply.encode(&request, limit).map(|(bytes, _)| bytes)
 }
 
 /// The records of one response section, or none when the response is cut to its header.

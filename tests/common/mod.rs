@@ -151,6 +151,11 @@ impl Server {
         server
     }
 
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Everything the server has logged so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
@@ -433,4 +438,58 @@ pub fn run_binary(args: &[&str], cwd: &Path) -> (ExitStatus, String) {
 /// The repository root, for tests of the bundled example files.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A header with `qdcount` questions and nothing else.
+pub fn header(qdcount: u16) -> Vec<u8> {
+    let mut out = vec![0x12, 0x34, 0, 0];
+    out.extend_from_slice(&qdcount.to_be_bytes());
+    out.extend_from_slice(&[0; 6]);
+    out
+}
+
+/// Packets that must neither crash nor stall the server: each gets FORMERR or nothing.
+pub fn malformed_packets() -> Vec<(&'static str, Vec<u8>)> {
+    let valid = request("www.svc.example.test.", RecordType::A)
+        .to_vec()
+        .expect("encode");
+    let mut packets = vec![
+        ("empty", vec![]),
+        ("short header", vec![0; 5]),
+        ("all ones header", vec![0xff; 12]),
+        ("600 bytes of 0xab", vec![0xab; 600]),
+        ("64 KiB of zeros", vec![0; 65_507]),
+    ];
+    for (what, cut) in [("cut in the name", 13), ("cut in the question", 20)] {
+        packets.push((what, valid[..cut].to_vec()));
+    }
+    packets.push(("cut in the OPT record", valid[..valid.len() - 1].to_vec()));
+
+    let mut self_pointer = header(1);
+    self_pointer.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+    packets.push(("compression pointer to itself", self_pointer));
+    let mut two_pointer_loop = header(1);
+    two_pointer_loop.extend_from_slice(&[1, b'a', 0xc0, 16, 0xc0, 12, 0, 1, 0, 1]);
+    packets.push(("two compression pointers in a loop", two_pointer_loop));
+    let mut forward_pointer = header(1);
+    forward_pointer.extend_from_slice(&[0xc0, 0xff, 0, 1, 0, 1]);
+    packets.push(("compression pointer past the end", forward_pointer));
+
+    let mut many_labels = header(1);
+    for _ in 0..200 {
+        many_labels.extend_from_slice(&[1, b'a']);
+    }
+    many_labels.extend_from_slice(&[0, 0, 1, 0, 1]);
+    packets.push(("a 400-byte name of 200 labels", many_labels));
+    let mut long_label = header(1);
+    long_label.push(63);
+    long_label.extend_from_slice(&[b'x'; 63]);
+    long_label.push(0x7f); // a label length over 63 that is not a pointer
+    long_label.extend_from_slice(&[b'y'; 20]);
+    packets.push(("a label length of 127", long_label));
+    let mut huge_counts = header(0xffff);
+    huge_counts[6..12].copy_from_slice(&[0xff; 6]);
+    huge_counts.extend_from_slice(&valid[12..]);
+    packets.push(("65535 in every count", huge_counts));
+    packets
 }
