@@ -600,6 +600,16 @@ mod tests {
     }
 
     #[test]
+    fn identity_longer_than_a_txt_string_names_its_line() {
+        let long = "x".repeat(256);
+        let err = error_for(&format!(
+            "[server]\nlisten = [\"127.0.0.1:5300\"]\nidentity = \"{long}\"\n"
+        ));
+        assert_eq!(err.line, Some(3));
+        assert!(err.message.contains("255 bytes"), "{err}");
+    }
+
+    #[test]
     fn toml_syntax_error_names_the_line() {
         let err = error_for("[server]\nlisten = [\"127.0.0.1:5300\"\n");
         assert_eq!(err.line, Some(2), "{err}");
