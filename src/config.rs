@@ -28,6 +28,8 @@ pub struct Plan {
     pub zones: Vec<Arc<StaticZone>>,
     /// Failover services, in config order.
     pub services: Vec<ServicePlan>,
+    /// Where answer changes are POSTed.
+    pub webhooks: Vec<WebhookPlan>,
 }
 
 /// Where and how DNS is served.
@@ -42,6 +44,23 @@ pub struct ServerPlan {
     pub identity: String,
     /// Answer to CHAOS TXT `version.server.`/`version.bind.`; empty means refused.
     pub version: String,
+    /// Where the HTTP API listens; no API when absent.
+    pub http: Option<SocketAddr>,
+    /// The bearer token every non-GET API request must carry, when set.
+    pub http_token: Option<String>,
+    /// Where admin overrides are kept across restarts.
+    pub state_file: PathBuf,
+}
+
+/// Where failover events are POSTed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookPlan {
+    /// An http or https URL.
+    pub url: String,
+    /// Longest one delivery attempt may take.
+    pub timeout: Duration,
+    /// Attempts after the first failed one.
+    pub retries: u32,
 }
 
 /// One service name whose addresses follow member health.
@@ -120,6 +139,33 @@ struct RawConfig {
     zone: Vec<RawZone>,
     #[serde(default)]
     service: Vec<RawService>,
+    #[serde(default)]
+    notify: RawNotify,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    #[serde(default)]
+    webhook: Vec<RawWebhook>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: Spanned<String>,
+    #[serde(default = "default_webhook_timeout", with = "humantime_serde")]
+    timeout: Duration,
+    #[serde(default = "default_webhook_retries")]
+    retries: u32,
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_webhook_retries() -> u32 {
+    3
 }
 
 #[derive(Deserialize)]
@@ -132,6 +178,14 @@ struct RawServer {
     identity: Option<Spanned<String>>,
     #[serde(default)]
     version: Option<Spanned<String>>,
+    #[serde(default)]
+    http: Option<Spanned<String>>,
+    #[serde(default)]
+    http_token: Option<Spanned<String>>,
+    #[serde(default)]
+    http_token_file: Option<Spanned<String>>,
+    #[serde(default)]
+    state_file: Option<String>,
 }
 
 fn default_tcp_idle_timeout() -> Duration {
@@ -268,11 +322,40 @@ impl Validator<'_> {
             let service = self.service(raw_service, &mut zones, &services)?;
             services.push(service);
         }
+        let webhooks = raw
+            .notify
+            .webhook
+            .into_iter()
+            .map(|hook| self.webhook(hook))
+            .collect::<Result<_, _>>()?;
         Ok(Plan {
             path: self.path.to_path_buf(),
             server,
             zones: zones.into_iter().map(Arc::new).collect(),
             services,
+            webhooks,
+        })
+    }
+
+    fn webhook(&self, raw: RawWebhook) -> Result<WebhookPlan, LoadError> {
+        let url = raw.url.get_ref();
+        let valid = reqwest::Url::parse(url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !valid {
+            return Err(self.error(
+                raw.url.span(),
+                format!(
+                    "invalid webhook url {url:?}; write e.g. \"https://alerts.example.com/hook\""
+                ),
+            ));
+        }
+        if raw.timeout.is_zero() {
+            return Err(self.error(raw.url.span(), "webhook timeout must be above zero"));
+        }
+        Ok(WebhookPlan {
+            url: url.clone(),
+            timeout: raw.timeout,
+            retries: raw.retries,
         })
     }
 
@@ -314,11 +397,61 @@ impl Validator<'_> {
             format!("failover-dns {}", env!("CARGO_PKG_VERSION")),
             "version",
         )?;
+        let http = match &raw.http {
+            None => None,
+            Some(addr) => Some(addr.get_ref().parse::<SocketAddr>().map_err(|_| {
+                self.error(
+                    addr.span(),
+                    format!(
+                        "invalid http address {:?}; write IP:PORT, e.g. \"127.0.0.1:8053\"",
+                        addr.get_ref()
+                    ),
+                )
+            })?),
+        };
+        let http_token = match (raw.http_token, raw.http_token_file) {
+            (Some(_), Some(file)) => {
+                return Err(self.error(file.span(), "set http_token or http_token_file, not both"));
+            }
+            (Some(token), None) => Some(token),
+            (None, Some(file)) => {
+                let path = self.relative_path(file.get_ref());
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    self.error(
+                        file.span(),
+                        format!("cannot read http_token_file {}: {e}", path.display()),
+                    )
+                })?;
+                Some(Spanned::new(file.span(), text.trim().to_string()))
+            }
+            (None, None) => None,
+        };
+        if let Some(token) = &http_token
+            && token.get_ref().is_empty()
+        {
+            return Err(self.error(token.span(), "the http token is empty"));
+        }
+        if let (Some(addr), Some(raw_addr), None) = (http, &raw.http, &http_token)
+            && !addr.ip().is_loopback()
+        {
+            return Err(self.error(
+                raw_addr.span(),
+                format!("http = {addr} is not a loopback address, so set http_token or http_token_file: without a token anyone who reaches it could drain members or reload the config"),
+            ));
+        }
+        let state_file = self.relative_path(
+            raw.state_file
+                .as_deref()
+                .unwrap_or("failover-dns.state.json"),
+        );
         Ok(ServerPlan {
             listen,
             tcp_idle_timeout: raw.tcp_idle_timeout,
             identity,
             version,
+            http,
+            http_token: http_token.map(Spanned::into_inner),
+            state_file,
         })
     }
 

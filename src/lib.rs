@@ -5,60 +5,118 @@
 //! [`snapshot::Snapshot`] whenever an answer changes. The query path ([`dns`]) loads the
 //! current snapshot and answers from it with a pure function, never waiting on a check.
 
+pub mod api;
 pub mod config;
 pub mod dns;
 pub mod error;
 pub mod health;
+pub mod metrics;
+pub mod notify;
 pub mod policy;
+pub mod reload;
 pub mod snapshot;
+pub mod status;
 pub mod zone;
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing::info;
 
+use crate::api::ApiState;
 use crate::config::Plan;
 use crate::health::Monitor;
+use crate::metrics::Metrics;
+use crate::reload::Reloader;
 
-/// Serves `plan` until SIGINT or SIGTERM, then stops accepting queries and returns.
+/// Serves `plan` until SIGINT or SIGTERM, reloading it on SIGHUP; on shutdown stops accepting
+/// queries, lets in-flight ones finish and returns.
 pub async fn run(plan: Plan) -> anyhow::Result<()> {
-    let monitor = Monitor::new(plan.clone());
+    // Before anything else, so a SIGHUP during start-up reloads instead of killing us.
+    let mut signals = Signals::new()?;
+    let metrics = Arc::new(Metrics::new());
+    let saved = health::admin::load(&plan.server.state_file)?;
+    let events = notify::start(Arc::clone(&metrics));
+    let monitor = Monitor::new(plan.clone(), saved, Arc::clone(&metrics), Some(events));
     let cell = Arc::new(ArcSwap::from_pointee(monitor.snapshot()));
     let mut server = dns::server::serve(
         &plan.server.listen,
         plan.server.tcp_idle_timeout,
         Arc::clone(&cell),
+        Arc::clone(&metrics),
     )
     .await?;
-    let checks = monitor.start(cell);
+    let (control, checks) = monitor.start(cell);
+    let reloader = Reloader::new(
+        plan.path.clone(),
+        plan.server.clone(),
+        control.clone(),
+        Arc::clone(&metrics),
+    );
+    let api = match plan.server.http {
+        Some(addr) => Some(
+            api::serve(
+                addr,
+                ApiState {
+                    control,
+                    metrics,
+                    reloader: reloader.clone(),
+                    token: plan.server.http_token.clone(),
+                },
+            )
+            .await?,
+        ),
+        None => None,
+    };
     info!(
         zones = plan.zones.len(),
         services = plan.services.len(),
         config = %plan.path.display(),
         "failover-dns started"
     );
-    tokio::select! {
-        result = server.block_until_done() => result?,
-        signal = shutdown_signal() => {
-            info!(signal, "shutting down");
-            drop(checks);
-            server.shutdown_gracefully().await?;
+    loop {
+        tokio::select! {
+            result = server.block_until_done() => return Ok(result?),
+            signal = signals.next() => {
+                if signal == "SIGHUP" {
+                    info!(signal, "reloading the config");
+                    let reloader = reloader.clone();
+                    tokio::spawn(async move { reloader.reload().await });
+                    continue;
+                }
+                info!(signal, "shutting down: no new queries, finishing those in flight");
+                drop(api);
+                drop(checks);
+                server.shutdown_gracefully().await?;
+                return Ok(());
+            }
         }
     }
-    Ok(())
 }
 
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+/// The signals the server acts on.
+struct Signals {
+    hangup: Signal,
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            hangup: signal(SignalKind::hangup())?,
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next signal's name.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.hangup.recv() => "SIGHUP",
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
     }
 }

@@ -43,6 +43,8 @@ pub struct StaticZone {
     pub names: HashSet<LowerName>,
     /// Names below the apex that carry NS records: the delegation points (zone cuts).
     pub cuts: HashSet<LowerName>,
+    /// A hash of the file's text, so a reload can tell an edited zone from an unchanged one.
+    pub digest: u64,
 }
 
 impl StaticZone {
@@ -152,6 +154,11 @@ pub fn load(path: &Path, origin: &Name) -> Result<StaticZone, LoadError> {
         nodes: HashMap::new(),
         names: HashSet::new(),
         cuts: HashSet::new(),
+        digest: {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&text, &mut hasher);
+            std::hash::Hasher::finish(&hasher)
+        },
     };
     for (key, set) in records {
         if key.record_type == RecordType::NS && key.name != origin_key {

@@ -17,7 +17,7 @@ use hickory_proto::op::{Message, MessageType};
 fn snapshot() -> Snapshot {
     let plan = failover_dns::config::load(&repo_root().join("fuzz/fuzz.toml"))
         .unwrap_or_else(|e| panic!("{e}"));
-    Monitor::new(plan).snapshot()
+    Monitor::new(plan, Vec::new(), Default::default(), None).snapshot()
 }
 
 /// Every file in `dir`, as bytes.

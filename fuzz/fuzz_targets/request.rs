@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz.toml");
     let plan = failover_dns::config::load(&config).unwrap_or_else(|e| panic!("{e}"));
-    Monitor::new(plan).snapshot()
+    Monitor::new(plan, Vec::new(), Default::default(), None).snapshot()
 });
 
 fuzz_target!(|data: &[u8]| {

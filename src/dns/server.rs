@@ -7,9 +7,10 @@
 use std::borrow::Cow;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata};
+use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, ResponseCode};
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::Server;
@@ -21,6 +22,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tracing::{debug, info};
 
 use super::answer::{Query, Question, Response, answer};
+use crate::metrics::{Metrics, QueryLabels};
 use crate::snapshot::{Snapshot, SnapshotCell};
 
 /// Largest UDP payload we send, whatever the client offers: the DNS Flag Day 2020 value,
@@ -33,6 +35,7 @@ const TCP_RESPONSE_BUFFER: usize = 32;
 /// Answers every request from the snapshot current when it arrives.
 pub struct Handler {
     cell: SnapshotCell,
+    metrics: Arc<Metrics>,
 }
 
 #[async_trait::async_trait]
@@ -42,9 +45,10 @@ impl RequestHandler for Handler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
+        let started = Instant::now();
         let snapshot = self.cell.load_full();
         let reply = Reply::new(&snapshot, request);
-        match response_handle.send_response(reply.message(request)).await {
+        let info = match response_handle.send_response(reply.message(request)).await {
             Ok(info) => info,
             Err(error) => {
                 debug!(%error, src = %request.src(), "cannot send response");
@@ -53,7 +57,24 @@ impl RequestHandler for Handler {
                     counts: HeaderCounts::default(),
                 })
             }
-        }
+        };
+        let labels = QueryLabels {
+            rcode: rcode_name(reply.metadata.response_code),
+            qtype: request
+                .queries
+                .queries()
+                .first()
+                .map_or("none", |q| q.query_type().into()),
+            transport: match request.protocol() {
+                Protocol::Udp => "udp",
+                _ => "tcp",
+            },
+        };
+        self.metrics.queries.get_or_create(&labels).inc();
+        self.metrics
+            .response_seconds
+            .observe(started.elapsed().as_secs_f64());
+        info
     }
 }
 
@@ -169,6 +190,20 @@ pub fn respond_to_bytes(snapshot: &Snapshot, bytes: &[u8], protocol: Protocol) -
     reply.encode(&request, limit).map(|(bytes, _)| bytes)
 }
 
+/// The mnemonic operators know an rcode by (RFC 6895 §2.3).
+fn rcode_name(rcode: ResponseCode) -> &'static str {
+    match rcode {
+        ResponseCode::NoError => "NOERROR",
+        ResponseCode::FormErr => "FORMERR",
+        ResponseCode::ServFail => "SERVFAIL",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        ResponseCode::NotImp => "NOTIMP",
+        ResponseCode::Refused => "REFUSED",
+        ResponseCode::BADVERS => "BADVERS",
+        _ => "OTHER",
+    }
+}
+
 /// The records of one response section, or none when the response is cut to its header.
 fn section<'a>(
     records: &'a [Cow<'_, Record>],
@@ -185,8 +220,9 @@ pub async fn serve(
     listen: &[SocketAddr],
     tcp_idle_timeout: Duration,
     cell: SnapshotCell,
+    metrics: Arc<Metrics>,
 ) -> io::Result<Server<Handler>> {
-    let mut server = Server::new(Handler { cell });
+    let mut server = Server::new(Handler { cell, metrics });
     for addr in listen {
         let context =
             |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));

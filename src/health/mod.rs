@@ -1,90 +1,208 @@
 //! The check plane: schedules probes, runs member state machines and policies, and publishes
 //! a new snapshot whenever a service's answer changes.
 //!
-//! Every member is probed by its own task, so a slow backend delays nobody else. Results flow
-//! over a channel to one [`Monitor`] task, the only owner of health state: no locks. The query
-//! path only ever sees the snapshots it publishes.
+//! Every member is probed by its own task, so a slow backend delays nobody else. Results and
+//! operator commands (status, overrides, reload) flow over channels to one [`Monitor`] task,
+//! the only owner of health state: no locks. The query path only ever sees the snapshots it
+//! publishes, and nothing here ever waits on the query path.
 
+pub mod admin;
 pub mod probe;
 pub mod state;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use hickory_proto::rr::LowerName;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use hickory_proto::rr::{LowerName, Name};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{AbortHandle, JoinSet};
 use tracing::{error, info, warn};
 
-use crate::config::{Plan, ServicePlan};
+use crate::config::{CheckPlan, Plan, ServicePlan};
+use crate::metrics::{CheckLabels, MemberLabels, Metrics, ServiceLabels, ZoneLabels};
+use crate::notify::{AnswerChange, Delivery};
 use crate::policy::{self, Selection};
 use crate::snapshot::{
     ServerStrings, ServiceRecords, Snapshot, SnapshotCell, ZoneSnapshot, later_serial, next_serial,
 };
+use crate::status::{CheckStatus, MemberStatus, ServiceStatus, Status};
+use admin::{AdminOverride, SavedOverride};
 use probe::Probe;
 use state::{MemberHealth, Outcome, State};
 
-/// One probe result, addressed to its member.
+/// One probe result, addressed to the probe task that produced it.
 #[derive(Debug)]
 struct Report {
-    service: usize,
-    member: usize,
+    probe: u64,
     outcome: Outcome,
+    took: Duration,
     at: Instant,
 }
+
+/// A member of a configured service, with its health and its probe task's id.
+#[derive(Debug)]
+struct Member {
+    addr: IpAddr,
+    probe: u64,
+    health: MemberHealth,
+    last_check: Option<CheckStatus>,
+}
+
+/// Where a member's overrides are kept: the service name (lower-cased) and the address.
+type MemberKey = (LowerName, IpAddr);
 
 /// Health of every member and the answers that follow from it.
 pub struct Monitor {
     plan: Plan,
-    /// `health[service][member]`, indexed as in the plan.
-    health: Vec<Vec<MemberHealth>>,
+    /// `members[service][member]`, indexed as in the plan.
+    members: Vec<Vec<Member>>,
     /// `answers[service]`: the IPv4 selection, then the IPv6 one.
     answers: Vec<[Selection; 2]>,
     /// Current SOA serial per zone.
     serials: Vec<u32>,
     /// The CHAOS strings every snapshot carries.
     server_strings: Arc<ServerStrings>,
+    /// Operator overrides, with when they were set.
+    overrides: HashMap<MemberKey, (AdminOverride, SystemTime)>,
+    metrics: Arc<Metrics>,
+    /// Where answer changes go to be sent to webhooks.
+    events: Option<mpsc::Sender<Delivery>>,
+    next_probe: u64,
+}
+
+/// Why an override could not be set.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// No such service.
+    #[error("no service named {0}")]
+    UnknownService(String),
+    /// The service has no such member.
+    #[error("{service} has no member {member}")]
+    UnknownMember {
+        /// The service.
+        service: String,
+        /// The address asked for.
+        member: IpAddr,
+    },
+    /// Applied, but the state file could not be written.
+    #[error("override applied but not saved: cannot write {path}: {error}")]
+    NotSaved {
+        /// The state file.
+        path: PathBuf,
+        /// Why.
+        error: String,
+    },
+    /// The check plane has stopped (the server is shutting down).
+    #[error("the check plane has stopped")]
+    Stopped,
+}
+
+/// What a reload changed, for the log and the API.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReloadSummary {
+    /// Zones served now.
+    pub zones: usize,
+    /// Services configured now.
+    pub services: usize,
+    /// Members whose check did not change and kept their health.
+    pub members_kept: usize,
+    /// Members added or with a changed check, starting unknown.
+    pub members_started: usize,
+    /// Members no longer checked.
+    pub members_stopped: usize,
+}
+
+enum Command {
+    Status(oneshot::Sender<Status>),
+    SetAdmin {
+        service: String,
+        member: IpAddr,
+        admin: Option<AdminOverride>,
+        reply: oneshot::Sender<Result<(), AdminError>>,
+    },
+    Reload(Box<Plan>, oneshot::Sender<ReloadSummary>),
+}
+
+/// A handle on the running check plane, for the API and signal handlers.
+#[derive(Clone)]
+pub struct Control {
+    commands: mpsc::Sender<Command>,
+}
+
+impl Control {
+    /// The status of every service and member; None once the check plane has stopped.
+    pub async fn status(&self) -> Option<Status> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Status(reply)).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// Sets (`Some`) or clears (`None`) an override; it applies to the very next query.
+    pub async fn set_admin(
+        &self,
+        service: &str,
+        member: IpAddr,
+        admin: Option<AdminOverride>,
+    ) -> Result<(), AdminError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::SetAdmin {
+            service: service.to_string(),
+            member,
+            admin,
+            reply,
+        };
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| AdminError::Stopped)?;
+        answer.await.map_err(|_| AdminError::Stopped)?
+    }
+
+    /// Replaces the running plan with `plan`, keeping the health of unchanged members.
+    pub async fn reload(&self, plan: Plan) -> Option<ReloadSummary> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Reload(Box::new(plan), reply))
+            .await
+            .ok()?;
+        answer.await.ok()
+    }
 }
 
 impl Monitor {
-    /// Every member unknown, every service answering its primaries, serials from the zone files
-    /// or the clock, whichever is later.
-    pub fn new(plan: Plan) -> Self {
-        let now = Instant::now();
-        let health = plan
-            .services
-            .iter()
-            .map(|s| s.members.iter().map(|_| MemberHealth::new(now)).collect())
-            .collect();
-        let clock = unix_now();
-        // A zone with services changes while it runs, so its serial must not go back across a
-        // restart; a zone without any is the file's, serial included.
-        let serials = (0..plan.zones.len())
-            .map(|z| {
-                let file_serial = plan.zones[z].file_serial();
-                if plan.services.iter().any(|s| s.zone == z) {
-                    later_serial(file_serial, clock)
-                } else {
-                    file_serial
-                }
-            })
-            .collect();
-        let server_strings = Arc::new(ServerStrings {
-            identity: plan.server.identity.clone(),
-            version: plan.server.version.clone(),
-        });
+    /// Every member unknown, every service answering its primaries, serials from the zone
+    /// files or the clock, and the overrides saved in the state file.
+    pub fn new(
+        plan: Plan,
+        saved: Vec<SavedOverride>,
+        metrics: Arc<Metrics>,
+        events: Option<mpsc::Sender<Delivery>>,
+    ) -> Self {
         let mut monitor = Self {
-            plan,
-            health,
+            server_strings: Arc::new(ServerStrings::default()),
+            serials: Vec::new(),
+            members: Vec::new(),
             answers: Vec::new(),
-            serials,
-            server_strings,
+            overrides: HashMap::new(),
+            metrics,
+            events,
+            next_probe: 0,
+            plan,
         };
-        monitor.answers = (0..monitor.plan.services.len())
-            .map(|i| monitor.select(i))
-            .collect();
+        for saved in saved {
+            let Ok(name) = Name::from_ascii(&saved.service) else {
+                continue;
+            };
+            let since = SystemTime::UNIX_EPOCH + Duration::from_secs(saved.since);
+            monitor
+                .overrides
+                .insert((LowerName::new(&name), saved.member), (saved.admin, since));
+        }
+        let plan = monitor.plan.clone();
+        monitor.install(plan, &mut HashMap::new());
         monitor
     }
 
@@ -113,47 +231,200 @@ impl Monitor {
         }
     }
 
-    /// Starts a probe task per member and the task that applies their results, publishing into
-    /// `cell`. Dropping the returned [`Checks`] stops all of them.
-    pub fn start(self, cell: SnapshotCell) -> Checks {
-        let (reports, mut inbox) = mpsc::channel(1024);
-        let mut tasks = JoinSet::new();
-        for (s, service) in self.plan.services.iter().enumerate() {
-            for (m, addr) in service.members.iter().enumerate() {
-                match Probe::new(&service.check, *addr) {
-                    Ok(probe) => {
-                        tasks.spawn(probe_loop(
-                            probe,
-                            s,
-                            m,
-                            service.check.interval,
-                            service.check.timeout,
-                            reports.clone(),
-                        ));
-                    }
-                    Err(e) => {
-                        error!(service = %service.name, member = %addr, error = %e, "cannot check member; it stays unknown")
-                    }
+    /// Starts a probe task per member and the task that applies their results and commands,
+    /// publishing into `cell`. Dropping the returned [`Checks`] stops all of them.
+    pub fn start(self, cell: SnapshotCell) -> (Control, Checks) {
+        let (reports, inbox) = mpsc::channel(1024);
+        let (commands, command_inbox) = mpsc::channel(64);
+        let mut running = Running {
+            monitor: self,
+            probes: JoinSet::new(),
+            handles: HashMap::new(),
+            reports,
+            cell,
+        };
+        let wanted: Vec<(u64, usize, usize)> = running.monitor.probe_ids().collect();
+        for (id, s, m) in wanted {
+            running.spawn_probe(id, s, m);
+        }
+        let task = tokio::spawn(running.run(inbox, command_inbox));
+        (Control { commands }, Checks { task })
+    }
+
+    /// Every member's probe id with its service and member index.
+    fn probe_ids(&self) -> impl Iterator<Item = (u64, usize, usize)> + '_ {
+        self.members.iter().enumerate().flat_map(|(s, members)| {
+            members
+                .iter()
+                .enumerate()
+                .map(move |(m, member)| (member.probe, s, m))
+        })
+    }
+
+    /// Makes `plan` the running plan. Members found in `keep` (by service, address and an
+    /// identical check) carry their health over; the rest start unknown with a new probe id.
+    fn install(&mut self, plan: Plan, keep: &mut HashMap<MemberKey, (CheckPlan, Member)>) {
+        let now = Instant::now();
+        let old_answers: HashMap<LowerName, [Selection; 2]> = self
+            .plan
+            .services
+            .iter()
+            .map(|s| LowerName::new(&s.name))
+            .zip(std::mem::take(&mut self.answers))
+            .collect();
+        let old_serials: HashMap<LowerName, u32> = self
+            .plan
+            .zones
+            .iter()
+            .map(|z| z.origin_key.clone())
+            .zip(std::mem::take(&mut self.serials))
+            .collect();
+        let old_digests: HashMap<LowerName, u64> = self
+            .plan
+            .zones
+            .iter()
+            .map(|z| (z.origin_key.clone(), z.digest))
+            .collect();
+
+        self.members = plan
+            .services
+            .iter()
+            .map(|service| {
+                let key = LowerName::new(&service.name);
+                service
+                    .members
+                    .iter()
+                    .map(|addr| match keep.remove(&(key.clone(), *addr)) {
+                        Some((check, member)) if check == service.check => member,
+                        _ => {
+                            self.next_probe += 1;
+                            Member {
+                                addr: *addr,
+                                probe: self.next_probe,
+                                health: MemberHealth::new(now),
+                                last_check: None,
+                            }
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        self.overrides.retain(|(service, addr), _| {
+            plan.services
+                .iter()
+                .any(|s| LowerName::new(&s.name) == *service && s.members.contains(addr))
+        });
+        self.server_strings = Arc::new(ServerStrings {
+            identity: plan.server.identity.clone(),
+            version: plan.server.version.clone(),
+        });
+        self.plan = plan;
+
+        let mut changed_zones = vec![false; self.plan.zones.len()];
+        let mut answers = Vec::with_capacity(self.plan.services.len());
+        for s in 0..self.plan.services.len() {
+            let key = LowerName::new(&self.plan.services[s].name);
+            let old = old_answers.get(&key);
+            let new = self.select(s, old);
+            if let Some(old) = old
+                && *old != new
+            {
+                changed_zones[self.plan.services[s].zone] = true;
+                self.answer_changed(s, old, &new, "config reloaded");
+            }
+            answers.push(new);
+        }
+        self.answers = answers;
+
+        // A zone with services changes while it runs, so its serial must not go back across
+        // a restart or reload; a zone without any is the file's, serial included.
+        let clock = unix_now();
+        self.serials = (0..self.plan.zones.len())
+            .map(|z| {
+                let zone = &self.plan.zones[z];
+                let file_serial = zone.file_serial();
+                if !self.plan.services.iter().any(|s| s.zone == z) {
+                    return file_serial;
                 }
+                let Some(&old) = old_serials.get(&zone.origin_key) else {
+                    return later_serial(file_serial, clock);
+                };
+                let current = later_serial(old, file_serial);
+                let edited = old_digests.get(&zone.origin_key) != Some(&zone.digest);
+                if current == old && (edited || changed_zones[z]) {
+                    next_serial(old, clock)
+                } else {
+                    current
+                }
+            })
+            .collect();
+        self.metrics.zone_serial.clear();
+        for (zone, serial) in self.plan.zones.iter().zip(&self.serials) {
+            self.set_serial_metric(&zone.origin, *serial);
+        }
+        self.metrics.member_state.clear();
+        for s in 0..self.plan.services.len() {
+            for m in 0..self.members[s].len() {
+                self.set_state_metric(s, m);
             }
         }
-        let mut monitor = self;
-        tasks.spawn(async move {
-            while let Some(report) = inbox.recv().await {
-                if monitor.apply(report) {
-                    cell.store(Arc::new(monitor.snapshot()));
-                }
-            }
-        });
-        Checks { _tasks: tasks }
+    }
+
+    fn set_serial_metric(&self, origin: &Name, serial: u32) {
+        let labels = ZoneLabels {
+            zone: origin.to_string(),
+        };
+        self.metrics
+            .zone_serial
+            .get_or_create(&labels)
+            .set(i64::from(serial));
+    }
+
+    fn set_state_metric(&self, s: usize, m: usize) {
+        let service = self.plan.services[s].name.to_string();
+        let member = &self.members[s][m];
+        for state in [State::Up, State::Down, State::Unknown] {
+            let labels = MemberLabels {
+                service: service.clone(),
+                member: member.addr.to_string(),
+                state: state.as_str(),
+            };
+            let value = i64::from(member.health.state == state);
+            self.metrics.member_state.get_or_create(&labels).set(value);
+        }
+    }
+
+    /// Where the probe with `id` reports: its service and member index.
+    fn locate(&self, id: u64) -> Option<(usize, usize)> {
+        self.probe_ids()
+            .find(|(probe, _, _)| *probe == id)
+            .map(|(_, s, m)| (s, m))
     }
 
     /// Applies one report; true when some answer changed and a new snapshot is due.
-    fn apply(&mut self, report: Report) -> bool {
-        let service = &self.plan.services[report.service];
-        let member = service.members[report.member];
-        let health = &mut self.health[report.service][report.member];
-        let Some(transition) = health.observe(
+    fn apply(&mut self, report: Report, index: (usize, usize)) -> bool {
+        let (s, m) = index;
+        let service = &self.plan.services[s];
+        let member = &mut self.members[s][m];
+        let labels = CheckLabels {
+            service: service.name.to_string(),
+            member: member.addr.to_string(),
+            result: if report.outcome.is_ok() { "ok" } else { "fail" },
+        };
+        self.metrics.checks.get_or_create(&labels).inc();
+        if report.outcome.is_ok() {
+            self.metrics
+                .check_seconds
+                .observe(report.took.as_secs_f64());
+        }
+        member.last_check = Some(CheckStatus {
+            result: labels.result.to_string(),
+            latency_ms: report.took.as_secs_f64() * 1000.0,
+            error: report.outcome.as_ref().err().cloned(),
+            at: rfc3339(SystemTime::now()),
+        });
+        let addr = member.addr;
+        let Some(transition) = member.health.observe(
             report.outcome,
             service.check.rise,
             service.check.fall,
@@ -163,45 +434,334 @@ impl Monitor {
         };
         info!(
             service = %service.name,
-            member = %member,
+            member = %addr,
             from = %transition.from,
             to = %transition.to,
             reason = %transition.reason,
-            "member {member} of {} is {}: {}",
+            "member {addr} of {} is {}: {}",
             service.name,
             transition.to,
             transition.reason,
         );
-        let new = self.select(report.service);
-        let old = std::mem::replace(&mut self.answers[report.service], new);
-        if old == self.answers[report.service] {
+        self.set_state_metric(s, m);
+        let reason = format!("member {addr} is {}: {}", transition.to, transition.reason);
+        self.reselect(s, &reason)
+    }
+
+    /// Recomputes service `s`'s answer; true (with the serial raised) when it changed.
+    fn reselect(&mut self, s: usize, reason: &str) -> bool {
+        let new = self.select(s, self.answers.get(s));
+        let old = std::mem::replace(&mut self.answers[s], new);
+        if old == self.answers[s] {
             return false;
         }
-        log_answer_change(service, &old, &self.answers[report.service]);
-        let zone = service.zone;
+        let zone = self.plan.services[s].zone;
         self.serials[zone] = next_serial(self.serials[zone], unix_now());
+        self.set_serial_metric(&self.plan.zones[zone].origin, self.serials[zone]);
+        let new = self.answers[s].clone();
+        self.answer_changed(s, &old, &new, reason);
         true
     }
 
-    fn select(&self, s: usize) -> [Selection; 2] {
+    /// Logs, counts and sends to webhooks one change of a service's answer.
+    fn answer_changed(&self, s: usize, old: &[Selection; 2], new: &[Selection; 2], reason: &str) {
         let service = &self.plan.services[s];
-        let current = self.answers.get(s);
+        let labels = ServiceLabels {
+            service: service.name.to_string(),
+        };
+        self.metrics.answer_changes.get_or_create(&labels).inc();
+        log_answer_change(service, old, new, reason);
+        let Some(events) = &self.events else {
+            return;
+        };
+        if self.plan.webhooks.is_empty() {
+            return;
+        }
+        let hooks: Arc<[crate::config::WebhookPlan]> = self.plan.webhooks.clone().into();
+        let serial = self.serials.get(service.zone).copied().unwrap_or_default();
+        for (family, (old, new)) in ["A", "AAAA"].into_iter().zip(old.iter().zip(new)) {
+            if old == new {
+                continue;
+            }
+            let event = AnswerChange {
+                event: "answer_changed",
+                service: service.name.to_string(),
+                family,
+                from: old.addresses.clone(),
+                to: new.addresses.clone(),
+                failing_open: new.failing_open,
+                reason: reason.to_string(),
+                serial,
+                at: rfc3339(SystemTime::now()),
+            };
+            if events.try_send((Arc::clone(&hooks), event)).is_err() {
+                warn!(service = %service.name, "webhook queue full; a failover event was not sent");
+            }
+        }
+    }
+
+    /// The answer for service `s` from its members' states and overrides; `current` is what
+    /// it answers now (for `failback = false`).
+    fn select(&self, s: usize, current: Option<&[Selection; 2]>) -> [Selection; 2] {
+        let service = &self.plan.services[s];
+        let key = LowerName::new(&service.name);
         let family = |v4: bool| {
-            let members: Vec<(IpAddr, State)> = service
-                .members
+            let members: Vec<(IpAddr, State, Option<AdminOverride>)> = self.members[s]
                 .iter()
-                .zip(&self.health[s])
-                .filter(|(addr, _)| addr.is_ipv4() == v4)
-                .map(|(addr, health)| (*addr, health.state))
+                .filter(|m| m.addr.is_ipv4() == v4)
+                .map(|m| {
+                    let admin = self.overrides.get(&(key.clone(), m.addr)).map(|o| o.0);
+                    (m.addr, m.health.state, admin)
+                })
+                .collect();
+            // Drained members are left out, unless that would leave none.
+            let all_drained = members
+                .iter()
+                .all(|(_, _, admin)| *admin == Some(AdminOverride::Drain));
+            let effective: Vec<(IpAddr, State)> = members
+                .iter()
+                .filter(|(_, _, admin)| all_drained || *admin != Some(AdminOverride::Drain))
+                .map(|(addr, state, admin)| match admin {
+                    Some(AdminOverride::ForceUp) => (*addr, State::Up),
+                    _ => (*addr, *state),
+                })
                 .collect();
             let held = current.map_or(&[][..], |c| &c[usize::from(!v4)].addresses[..]);
-            policy::select(service.policy, service.failback, &members, held)
+            policy::select(service.policy, service.failback, &effective, held)
         };
         [family(true), family(false)]
     }
+
+    fn set_admin(
+        &mut self,
+        service: &str,
+        member: IpAddr,
+        admin: Option<AdminOverride>,
+    ) -> Result<bool, AdminError> {
+        let wanted = Name::from_ascii(service)
+            .map(|n| LowerName::new(&n))
+            .map_err(|_| AdminError::UnknownService(service.to_string()))?;
+        let s = self
+            .plan
+            .services
+            .iter()
+            .position(|svc| LowerName::new(&svc.name) == wanted)
+            .ok_or_else(|| AdminError::UnknownService(service.to_string()))?;
+        let name = self.plan.services[s].name.clone();
+        if !self.plan.services[s].members.contains(&member) {
+            return Err(AdminError::UnknownMember {
+                service: name.to_string(),
+                member,
+            });
+        }
+        let key = (wanted, member);
+        let before = self.overrides.get(&key).map(|o| o.0);
+        match admin {
+            Some(admin) => {
+                if before != Some(admin) {
+                    self.overrides.insert(key, (admin, SystemTime::now()));
+                }
+            }
+            None => {
+                self.overrides.remove(&key);
+            }
+        }
+        let label = admin.map_or("auto".to_string(), |a| a.to_string());
+        info!(service = %name, member = %member, admin = %label, "admin set member {member} of {name} to {label}");
+        self.save_overrides()?;
+        Ok(self.reselect(s, &format!("admin set member {member} to {label}")))
+    }
+
+    fn save_overrides(&self) -> Result<(), AdminError> {
+        let path = &self.plan.server.state_file;
+        let saved: Vec<SavedOverride> = self
+            .overrides
+            .iter()
+            .map(|((service, member), (admin, since))| SavedOverride {
+                service: service.to_string(),
+                member: *member,
+                admin: *admin,
+                since: admin::unix_seconds(*since),
+            })
+            .collect();
+        // A few hundred bytes to a local file, only when an operator acts: written here, in
+        // order, so the file always holds the latest overrides.
+        admin::save(path, &saved).map_err(|e| {
+            error!(path = %path.display(), error = %e, "cannot save admin overrides");
+            AdminError::NotSaved {
+                path: path.clone(),
+                error: e.to_string(),
+            }
+        })
+    }
+
+    fn status(&self) -> Status {
+        let wall = SystemTime::now();
+        let now = Instant::now();
+        let services = self
+            .plan
+            .services
+            .iter()
+            .zip(&self.members)
+            .zip(&self.answers)
+            .map(|((service, members), [v4, v6])| {
+                let key = LowerName::new(&service.name);
+                ServiceStatus {
+                    name: service.name.to_string(),
+                    policy: "failover".to_string(),
+                    ttl: service.ttl,
+                    answering: v4.addresses.iter().chain(&v6.addresses).copied().collect(),
+                    failing_open: v4.failing_open || v6.failing_open,
+                    members: members
+                        .iter()
+                        .map(|m| MemberStatus {
+                            address: m.addr,
+                            state: m.health.state.to_string(),
+                            admin: self.overrides.get(&(key.clone(), m.addr)).map(|o| o.0),
+                            since: rfc3339(wall - now.saturating_duration_since(m.health.since)),
+                            consecutive_successes: m.health.successes,
+                            consecutive_failures: m.health.failures,
+                            last_check: m.last_check.clone(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Status { services }
+    }
 }
 
-fn log_answer_change(service: &ServicePlan, old: &[Selection; 2], new: &[Selection; 2]) {
+/// The monitor task's state: the monitor plus the probe tasks it runs.
+struct Running {
+    monitor: Monitor,
+    probes: JoinSet<()>,
+    handles: HashMap<u64, AbortHandle>,
+    reports: mpsc::Sender<Report>,
+    cell: SnapshotCell,
+}
+
+impl Running {
+    async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<Report>,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
+        loop {
+            tokio::select! {
+                Some(report) = inbox.recv() => {
+                    let Some(index) = self.monitor.locate(report.probe) else {
+                        continue; // from a probe stopped by a reload
+                    };
+                    if self.monitor.apply(report, index) {
+                        self.publish();
+                    }
+                }
+                Some(command) = commands.recv() => self.command(command),
+                else => return,
+            }
+        }
+    }
+
+    fn publish(&self) {
+        self.cell.store(Arc::new(self.monitor.snapshot()));
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Status(reply) => {
+                let _ = reply.send(self.monitor.status());
+            }
+            Command::SetAdmin {
+                service,
+                member,
+                admin,
+                reply,
+            } => {
+                let result = self.monitor.set_admin(&service, member, admin);
+                // Saved or not, an applied override takes effect now.
+                if matches!(result, Ok(true) | Err(AdminError::NotSaved { .. })) {
+                    self.publish();
+                }
+                let _ = reply.send(result.map(|_| ()));
+            }
+            Command::Reload(plan, reply) => {
+                let summary = self.reload(*plan);
+                let _ = reply.send(summary);
+            }
+        }
+    }
+
+    /// Installs `plan`: unchanged members keep health and probe, the rest are started or
+    /// stopped, and a new snapshot is published whatever changed.
+    fn reload(&mut self, plan: Plan) -> ReloadSummary {
+        let monitor = &mut self.monitor;
+        let mut keep: HashMap<MemberKey, (CheckPlan, Member)> = HashMap::new();
+        for (service, members) in monitor
+            .plan
+            .services
+            .iter()
+            .zip(std::mem::take(&mut monitor.members))
+        {
+            for member in members {
+                let key = (LowerName::new(&service.name), member.addr);
+                keep.insert(key, (service.check.clone(), member));
+            }
+        }
+        let old_probes: Vec<u64> = self.handles.keys().copied().collect();
+        monitor.install(plan, &mut keep);
+        let wanted: Vec<(u64, usize, usize)> = monitor.probe_ids().collect();
+        let mut summary = ReloadSummary {
+            zones: monitor.plan.zones.len(),
+            services: monitor.plan.services.len(),
+            ..ReloadSummary::default()
+        };
+        for (id, s, m) in &wanted {
+            if old_probes.contains(id) {
+                summary.members_kept += 1;
+            } else {
+                summary.members_started += 1;
+                self.spawn_probe(*id, *s, *m);
+            }
+        }
+        for id in old_probes {
+            if !wanted.iter().any(|(w, _, _)| *w == id)
+                && let Some(handle) = self.handles.remove(&id)
+            {
+                handle.abort();
+                summary.members_stopped += 1;
+            }
+        }
+        self.publish();
+        summary
+    }
+
+    fn spawn_probe(&mut self, id: u64, s: usize, m: usize) {
+        let service = &self.monitor.plan.services[s];
+        let addr = self.monitor.members[s][m].addr;
+        match Probe::new(&service.check, addr) {
+            Ok(probe) => {
+                let handle = self.probes.spawn(probe_loop(
+                    probe,
+                    id,
+                    service.check.interval,
+                    service.check.timeout,
+                    self.reports.clone(),
+                ));
+                self.handles.insert(id, handle);
+            }
+            Err(e) => {
+                error!(service = %service.name, member = %addr, error = %e, "cannot check member; it stays unknown")
+            }
+        }
+    }
+}
+
+fn log_answer_change(
+    service: &ServicePlan,
+    old: &[Selection; 2],
+    new: &[Selection; 2],
+    reason: &str,
+) {
     for (family, (old, new)) in ["A", "AAAA"].iter().zip(old.iter().zip(new)) {
         if old == new {
             continue;
@@ -214,24 +774,29 @@ fn log_answer_change(service: &ServicePlan, old: &[Selection; 2], new: &[Selecti
                 .join(",")
         };
         if new.failing_open {
-            warn!(service = %service.name, family, answer = %list(new), "every {family} member of {} is down; failing open and answering all of them", service.name);
+            warn!(event = "answer_changed", service = %service.name, family, from = %list(old), to = %list(new), failing_open = true, reason, "every {family} member of {} is down; failing open and answering all of them", service.name);
         } else {
-            info!(service = %service.name, family, from = %list(old), to = %list(new), "{} {family} answer changed from {} to {}", service.name, list(old), list(new));
+            info!(event = "answer_changed", service = %service.name, family, from = %list(old), to = %list(new), failing_open = false, reason, "{} {family} answer changed from {} to {}", service.name, list(old), list(new));
         }
     }
 }
 
-/// The running check plane; dropping it stops every probe.
+/// The running check plane; dropping it stops the monitor task and, with it, every probe.
 pub struct Checks {
-    _tasks: JoinSet<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Checks {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Checks one member forever: first within a tenth of an interval of start-up, then every
 /// interval with ±5% jitter so that many members configured alike do not probe in lockstep.
 async fn probe_loop(
     probe: Probe,
-    service: usize,
-    member: usize,
+    id: u64,
     interval: Duration,
     timeout: Duration,
     reports: mpsc::Sender<Report>,
@@ -249,9 +814,9 @@ async fn probe_loop(
             )),
         };
         let report = Report {
-            service,
-            member,
+            probe: id,
             outcome,
+            took: started.elapsed(),
             at: Instant::now(),
         };
         if reports.send(report).await.is_err() {
@@ -259,6 +824,11 @@ async fn probe_loop(
         }
         next = started + interval.mul_f64(rand::random_range(0.95..1.05));
     }
+}
+
+/// `at` as RFC 3339 in UTC, to the millisecond.
+fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 fn unix_now() -> u32 {

@@ -88,7 +88,8 @@ impl Probe {
 
 /// The innermost cause of an error, which is the part an operator can act on
 /// ("connection refused", not "error sending request for url").
-fn root_cause(error: &(dyn Error + 'static)) -> String {
+/// The innermost error of a chain, in words an operator reads in a log.
+pub fn root_cause(error: &(dyn Error + 'static)) -> String {
     let mut cause = error;
     while let Some(next) = cause.source() {
         cause = next;

@@ -25,13 +25,20 @@ impl State {
     }
 }
 
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl State {
+    /// The lower-case name operators see in logs, status and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
             State::Unknown => "unknown",
             State::Up => "up",
             State::Down => "down",
-        })
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

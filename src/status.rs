@@ -1,0 +1,66 @@
+//! What `GET /status` returns: every service, what it answers now, and each member's health.
+//!
+//! Plain data shared by the check plane (which fills it), the API (which serves it as JSON)
+//! and the `status` command (which reads it back and prints a table).
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::health::admin::AdminOverride;
+
+/// The whole server's state at one instant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    /// Every configured service, in config order.
+    pub services: Vec<ServiceStatus>,
+}
+
+/// One service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// The service name.
+    pub name: String,
+    /// The policy, e.g. `failover`.
+    pub policy: String,
+    /// TTL of its answers.
+    pub ttl: u32,
+    /// The addresses answered now (A then AAAA).
+    pub answering: Vec<IpAddr>,
+    /// True when some family answers all its members because none is usable.
+    pub failing_open: bool,
+    /// Members in priority order.
+    pub members: Vec<MemberStatus>,
+}
+
+/// One member of a service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Its address.
+    pub address: IpAddr,
+    /// `up`, `down` or `unknown`, from checks alone.
+    pub state: String,
+    /// The operator's override, if any.
+    pub admin: Option<AdminOverride>,
+    /// When the current state began (RFC 3339, UTC).
+    pub since: String,
+    /// Consecutive successful checks.
+    pub consecutive_successes: u32,
+    /// Consecutive failed checks.
+    pub consecutive_failures: u32,
+    /// The most recent check, if any has finished.
+    pub last_check: Option<CheckStatus>,
+}
+
+/// One finished check.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckStatus {
+    /// `ok` or `fail`.
+    pub result: String,
+    /// How long it took, in milliseconds.
+    pub latency_ms: f64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// When it finished (RFC 3339, UTC).
+    pub at: String,
+}
