@@ -743,6 +743,43 @@ mod tests {
     }
 
     #[test]
+    fn an_api_off_loopback_needs_a_token() {
+        let err = error_for("[server]\nlisten = [\"127.0.0.1:5300\"]\nhttp = \"0.0.0.0:8053\"\n");
+        assert_eq!(err.line, Some(3));
+        assert!(err.message.contains("set http_token"), "{err}");
+        let (_dir, path) = write_config(
+            "[server]\nlisten = [\"127.0.0.1:5300\"]\nhttp = \"0.0.0.0:8053\"\nhttp_token = \"t\"\n",
+        );
+        let plan = load(&path).expect("a token makes it acceptable");
+        assert_eq!(plan.server.http_token.as_deref(), Some("t"));
+        assert!(plan.server.state_file.ends_with("failover-dns.state.json"));
+    }
+
+    #[test]
+    fn token_file_is_read_trimmed_and_exclusive_with_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("token"), "from-file\n").expect("token");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nlisten = [\"127.0.0.1:5300\"]\nhttp = \"127.0.0.1:8053\"\nhttp_token_file = \"token\"\n").expect("config");
+        assert_eq!(
+            load(&path).expect("loads").server.http_token.as_deref(),
+            Some("from-file")
+        );
+        std::fs::write(&path, "[server]\nlisten = [\"127.0.0.1:5300\"]\nhttp_token = \"a\"\nhttp_token_file = \"token\"\n").expect("config");
+        let err = load(&path).expect_err("both");
+        assert_eq!(err.line, Some(4));
+    }
+
+    #[test]
+    fn webhook_url_must_be_http() {
+        let err = error_for(
+            "[server]\nlisten = [\"127.0.0.1:5300\"]\n\n[[notify.webhook]]\nurl = \"ftp://x\"\n",
+        );
+        assert_eq!(err.line, Some(5));
+        assert!(err.message.contains("invalid webhook url"), "{err}");
+    }
+
+    #[test]
     fn toml_syntax_error_names_the_line() {
         let err = error_for("[server]\nlisten = [\"127.0.0.1:5300\"\n");
         assert_eq!(err.line, Some(2), "{err}");

@@ -1,9 +1,12 @@
 //! The `failover-dns` command: parses arguments, calls the library, maps errors to exit codes.
 
-use std::path::PathBuf;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use failover_dns::api::client;
 
 /// Authoritative DNS that moves service names from a failed primary to a healthy standby.
 #[derive(Parser)]
@@ -25,6 +28,41 @@ enum Command {
     Run,
     /// Validate the config and every zone file it names, then exit.
     Check,
+    /// Print every service, what it answers and its members' health, from the running server.
+    Status {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Stop answering a member (until `undrain`), e.g. before maintenance.
+    Drain {
+        /// Service name, e.g. www.svc.example.test.
+        service: String,
+        /// Member address.
+        member: IpAddr,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Let the checks decide about a member again.
+    Undrain {
+        /// Service name.
+        service: String,
+        /// Member address.
+        member: IpAddr,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// How to reach a running server's API; by default, `[server] http` and its token from the
+/// config.
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// API base URL, e.g. http://127.0.0.1:8053.
+    #[arg(long)]
+    api: Option<String>,
+    /// Bearer token for changes (default: the config's http_token or http_token_file).
+    #[arg(long, env = "FAILOVER_DNS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -36,6 +74,18 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    let command = cli.command.unwrap_or(Command::Run);
+    if let Command::Status { api } | Command::Drain { api, .. } | Command::Undrain { api, .. } =
+        &command
+    {
+        return match runtime().and_then(|rt| rt.block_on(client(&command, api, &cli.config))) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let plan = match failover_dns::config::load(&cli.config) {
         Ok(plan) => plan,
         Err(error) => {
@@ -43,7 +93,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command.unwrap_or(Command::Run) {
+    match command {
         Command::Check => {
             println!(
                 "{}: ok ({} zones, {} services)",
@@ -53,23 +103,58 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Run => {
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    eprintln!("error: cannot start the async runtime: {error}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(failover_dns::run(plan)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("error: {error:#}");
-                    ExitCode::FAILURE
-                }
+        _ => match runtime().and_then(|rt| rt.block_on(failover_dns::run(plan))) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
             }
-        }
+        },
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("cannot start the async runtime")
+}
+
+/// Runs `status`, `drain` or `undrain` against the API named by `args` or the config.
+async fn client(command: &Command, args: &ApiArgs, config: &Path) -> anyhow::Result<()> {
+    let (api, token) = match &args.api {
+        Some(api) => (api.clone(), args.token.clone()),
+        None => {
+            let plan = failover_dns::config::load(config)?;
+            let Some(http) = plan.server.http else {
+                bail!(
+                    "{} has no [server] http address; set one, or pass --api URL",
+                    config.display()
+                );
+            };
+            (
+                format!("http://{http}"),
+                args.token.clone().or(plan.server.http_token),
+            )
+        }
+    };
+    match command {
+        Command::Status { .. } => {
+            let status = client::status(&api).await?;
+            print!("{}", client::render_table(&status));
+        }
+        Command::Drain {
+            service, member, ..
+        } => {
+            client::set_admin(&api, token.as_deref(), service, *member, "drain").await?;
+            println!("{member} of {service} is drained");
+        }
+        Command::Undrain {
+            service, member, ..
+        } => {
+            client::set_admin(&api, token.as_deref(), service, *member, "auto").await?;
+            println!("{member} of {service} follows its checks again");
+        }
+        Command::Run | Command::Check => {}
+    }
+    Ok(())
 }
 
 /// INFO for our own events; hickory-server logs every query at INFO, which is query logging,

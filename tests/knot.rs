@@ -137,11 +137,16 @@ fn knot_with_www_at(address: IpAddr, bumps: u32) -> Knot {
 }
 
 fn pair() -> Pair {
-    let primary_ip = loopback_ip();
-    let standby_ip = loopback_ip();
-    let port = free_port(&[primary_ip, standby_ip]);
-    let primary = TcpListener::bind((primary_ip, port)).expect("primary listener");
-    let standby = TcpListener::bind((standby_ip, port)).expect("standby listener");
+    // The port was free a moment ago; if something took it since, pick again.
+    let (primary_ip, standby_ip, port, primary, standby) = (0..10)
+        .find_map(|_| {
+            let (primary_ip, standby_ip) = (loopback_ip(), loopback_ip());
+            let port = free_port(&[primary_ip, standby_ip]);
+            let primary = TcpListener::bind((primary_ip, port)).ok()?;
+            let standby = TcpListener::bind((standby_ip, port)).ok()?;
+            Some((primary_ip, standby_ip, port, primary, standby))
+        })
+        .expect("two member listeners on one port");
     let knot = knot_with_www_at(primary_ip, 0);
 
     let service = service_toml("www.diff.test.", &[primary_ip, standby_ip], "tcp", port, "")

@@ -4,6 +4,8 @@
 //! token is configured (and the config refuses a non-loopback API without one). Handlers only
 //! talk to the check plane through [`Control`]; none of them touches the query path.
 
+pub mod client;
+
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -206,6 +206,22 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits for the exit status.
+    /// The config file the server was started with (rewrite it, then reload).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("failover-dns.toml")
+    }
+
+    /// A path inside the server's temp dir.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Sends `signal` to the server process.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, signal).expect("send signal");
+    }
+
     pub fn terminate(mut self) -> ExitStatus {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
@@ -422,17 +438,16 @@ impl HungBackend {
     }
 }
 
-/// Runs the binary with `args` to completion, returning its status and stderr.
+/// Runs the binary with `args` to completion, returning its status and its stdout then stderr.
 pub fn run_binary(args: &[&str], cwd: &Path) -> (ExitStatus, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_failover-dns"))
         .args(args)
         .current_dir(cwd)
         .output()
         .expect("run failover-dns");
-    (
-        output.status,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status, text)
 }
 
 /// The repository root, for tests of the bundled example files.
@@ -492,4 +507,148 @@ pub fn malformed_packets() -> Vec<(&'static str, Vec<u8>)> {
     huge_counts.extend_from_slice(&valid[12..]);
     packets.push(("65535 in every count", huge_counts));
     packets
+}
+
+/// The `[server]` lines for an API on a fresh loopback address, with `token` if given, and
+/// the API's base URL.
+pub fn api_config(token: Option<&str>) -> (String, String) {
+    let ip = loopback_ip();
+    let addr = SocketAddr::new(ip, free_port(&[ip]));
+    let token = token.map_or(String::new(), |t| format!("http_token = \"{t}\"\n"));
+    (
+        format!("http = \"{addr}\"\n{token}"),
+        format!("http://{addr}"),
+    )
+}
+
+/// A blocking client of the server's HTTP API.
+pub struct Api {
+    /// Base URL, e.g. `http://127.1.2.3:40000`.
+    pub base: String,
+    client: reqwest::blocking::Client,
+}
+
+impl Api {
+    /// A client of the API at `base`.
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.to_string(),
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// `GET path`: status code and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        (
+            response.status().as_u16(),
+            response.text().unwrap_or_default(),
+        )
+    }
+
+    /// `POST path`, with `Authorization: Bearer token` if given: status code and body.
+    pub fn post(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut request = self.client.post(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        (
+            response.status().as_u16(),
+            response.text().unwrap_or_default(),
+        )
+    }
+
+    /// `GET /status` as JSON.
+    pub fn status(&self) -> serde_json::Value {
+        let (code, body) = self.get("/status");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("status JSON")
+    }
+
+    /// The status of `member` of the first service.
+    pub fn member(&self, member: IpAddr) -> serde_json::Value {
+        let status = self.status();
+        status["services"][0]["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .find(|m| m["address"] == member.to_string())
+            .cloned()
+            .unwrap_or_else(|| panic!("{member} in {status}"))
+    }
+}
+
+/// A webhook target: records every POST body and answers each with the next of `statuses`
+/// (then 200).
+pub struct WebhookReceiver {
+    /// Its URL.
+    pub url: String,
+    bodies: Arc<std::sync::Mutex<Vec<String>>>,
+    _thread: JoinHandle<()>,
+}
+
+impl WebhookReceiver {
+    /// Starts listening on a fresh loopback address.
+    pub fn start(statuses: &[u16]) -> Self {
+        let ip = loopback_ip();
+        let listener = TcpListener::bind((ip, 0)).expect("bind webhook receiver");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut statuses = std::collections::VecDeque::from(statuses.to_vec());
+        let thread = {
+            let bodies = Arc::clone(&bodies);
+            std::thread::spawn(move || {
+                for stream in listener.incoming().take(100).flatten() {
+                    let status = statuses.pop_front().unwrap_or(200);
+                    if let Some(body) = read_request_body(&stream) {
+                        bodies.lock().expect("lock").push(body);
+                    }
+                    let mut writer = &stream;
+                    let _ = write!(
+                        writer,
+                        "HTTP/1.1 {status} Status\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                }
+            })
+        };
+        Self {
+            url,
+            bodies,
+            _thread: thread,
+        }
+    }
+
+    /// Every body received so far.
+    pub fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().expect("lock").clone()
+    }
+}
+
+fn read_request_body(stream: &TcpStream) -> Option<String> {
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut length = 0;
+    let mut line = String::new();
+    while reader.read_line(&mut line).ok()? > 0 {
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().ok()?;
+        }
+        line.clear();
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    String::from_utf8(body).ok()
 }
