@@ -78,8 +78,8 @@ pub struct Metrics {
     pub check_seconds: Histogram,
     /// Member state, one-hot over `up`/`down`/`unknown`.
     pub member_state: Family<MemberLabels, Gauge>,
-    /// Times a service's answer changed.
-    pub answer_changes: Family<ServiceLabels, Counter>,
+    /// Times a service's answer changed: failovers, failbacks, overrides, reloads.
+    pub failovers: Family<ServiceLabels, Counter>,
     /// Config reloads, by result.
     pub reloads: Family<ResultLabels, Counter>,
     /// Current SOA serial per zone.
@@ -116,11 +116,11 @@ impl Metrics {
             "Member health state (1 for the current state)",
             member_state.clone(),
         );
-        let answer_changes = Family::default();
+        let failovers = Family::default();
         registry.register(
-            "answer_changes",
-            "Times a service's answer changed (failovers and failbacks)",
-            answer_changes.clone(),
+            "failovers",
+            "Times a service's answer changed (failover, failback, override, reload)",
+            failovers.clone(),
         );
         let reloads = Family::default();
         registry.register("config_reloads", "Config reloads", reloads.clone());
@@ -143,7 +143,7 @@ impl Metrics {
             checks,
             check_seconds,
             member_state,
-            answer_changes,
+            failovers,
             reloads,
             zone_serial,
             webhooks,

@@ -173,7 +173,7 @@ fn metrics_count_queries_checks_states_and_failovers() {
     );
     assert_eq!(
         value(&format!(
-            r#"failover_dns_answer_changes_total{{service="{WWW}"}}"#
+            r#"failover_dns_failovers_total{{service="{WWW}"}}"#
         )),
         1.0
     );

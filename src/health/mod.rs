@@ -309,10 +309,15 @@ impl Monitor {
                     .collect()
             })
             .collect();
-        self.overrides.retain(|(service, addr), _| {
-            plan.services
+        self.overrides.retain(|(service, addr), (admin, _)| {
+            let configured = plan
+                .services
                 .iter()
-                .any(|s| LowerName::new(&s.name) == *service && s.members.contains(addr))
+                .any(|s| LowerName::new(&s.name) == *service && s.members.contains(addr));
+            if !configured {
+                info!(service = %service, member = %addr, admin = %admin, "dropping the {admin} override of {addr} in {service}: no longer configured");
+            }
+            configured
         });
         self.server_strings = Arc::new(ServerStrings {
             identity: plan.server.identity.clone(),
@@ -469,7 +474,7 @@ impl Monitor {
         let labels = ServiceLabels {
             service: service.name.to_string(),
         };
-        self.metrics.answer_changes.get_or_create(&labels).inc();
+        self.metrics.failovers.get_or_create(&labels).inc();
         log_answer_change(service, old, new, reason);
         let Some(events) = &self.events else {
             return;
@@ -708,7 +713,12 @@ impl Running {
             }
         }
         let old_probes: Vec<u64> = self.handles.keys().copied().collect();
+        let overrides = monitor.overrides.len();
         monitor.install(plan, &mut keep);
+        if monitor.overrides.len() != overrides {
+            // Logged inside; the running overrides are right either way.
+            let _ = monitor.save_overrides();
+        }
         let wanted: Vec<(u64, usize, usize)> = monitor.probe_ids().collect();
         let mut summary = ReloadSummary {
             zones: monitor.plan.zones.len(),
