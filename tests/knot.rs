@@ -17,7 +17,7 @@ use std::fs;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use hickory_proto::op::Message;
@@ -74,32 +74,24 @@ impl Knot {
             .spawn()
             .expect("start knotd");
         let mut knot = Self { child, addr, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let log_path = knot.dir.path().join("knot.log");
         for (origin, _) in zones {
-            while try_query(
-                addr,
-                origin,
-                hickory_proto::rr::RecordType::SOA,
-                Transport::Udp,
-            )
-            .is_none_or(|r| r.answers.is_empty())
-            {
-                if let Ok(Some(status)) = knot.child.try_wait() {
-                    panic!("knotd exited with {status}:\n{}", knot.log());
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "knotd did not serve {origin} within 20s:\n{}",
-                    knot.log()
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            wait_for_start(
+                &mut knot.child,
+                "knotd",
+                || fs::read_to_string(&log_path).unwrap_or_default(),
+                || {
+                    try_query(
+                        addr,
+                        origin,
+                        hickory_proto::rr::RecordType::SOA,
+                        Transport::Udp,
+                    )
+                    .is_some_and(|r| !r.answers.is_empty())
+                },
+            );
         }
         knot
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("knot.log")).unwrap_or_default()
     }
 }
 

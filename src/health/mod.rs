@@ -272,18 +272,13 @@ impl Monitor {
             .map(|s| LowerName::new(&s.name))
             .zip(std::mem::take(&mut self.answers))
             .collect();
-        let old_serials: HashMap<LowerName, u32> = self
+        // Each running zone's serial and file digest, by apex.
+        let old_zones: HashMap<LowerName, (u32, u64)> = self
             .plan
             .zones
             .iter()
-            .map(|z| z.origin_key.clone())
             .zip(std::mem::take(&mut self.serials))
-            .collect();
-        let old_digests: HashMap<LowerName, u64> = self
-            .plan
-            .zones
-            .iter()
-            .map(|z| (z.origin_key.clone(), z.digest))
+            .map(|(z, serial)| (z.origin_key.clone(), (serial, z.digest)))
             .collect();
 
         self.members = plan
@@ -351,11 +346,11 @@ impl Monitor {
                 if !self.plan.services.iter().any(|s| s.zone == z) {
                     return file_serial;
                 }
-                let Some(&old) = old_serials.get(&zone.origin_key) else {
+                let Some(&(old, digest)) = old_zones.get(&zone.origin_key) else {
                     return later_serial(file_serial, clock);
                 };
                 let current = later_serial(old, file_serial);
-                let edited = old_digests.get(&zone.origin_key) != Some(&zone.digest);
+                let edited = digest != zone.digest;
                 if current == old && (edited || changed_zones[z]) {
                     next_serial(old, clock)
                 } else {

@@ -33,6 +33,28 @@ pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bo
     }
 }
 
+/// Polls `ready` until it holds; panics with `log()` if `child` (named `what`) exits first or
+/// 20 s pass.
+pub fn wait_for_start(
+    child: &mut Child,
+    what: &str,
+    log: impl Fn() -> String,
+    mut ready: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited with {status} before answering:\n{}", log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not answer within 20s:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A random loopback address in 127.1.0.0–127.254.255.254, private to one test.
 pub fn loopback_ip() -> IpAddr {
     let n: u32 = rand::random_range(0x01_00_01..0xFE_FF_FF);
@@ -133,21 +155,13 @@ impl Server {
             .spawn()
             .expect("start failover-dns");
         let mut server = Self { child, dns, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while try_query(dns, zone, RecordType::SOA, Transport::Udp).is_none() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
-                    "failover-dns exited with {status} before answering:\n{}",
-                    server.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "failover-dns did not answer within 20s:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let log_path = server.dir.path().join("server.log");
+        wait_for_start(
+            &mut server.child,
+            "failover-dns",
+            || fs::read_to_string(&log_path).unwrap_or_default(),
+            || try_query(dns, zone, RecordType::SOA, Transport::Udp).is_some(),
+        );
         server
     }
 
