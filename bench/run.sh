@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# Throughput and CPU per query of failover-dns against Knot DNS, NSD and gdnsd, all serving the
+# same zone on loopback with the same query mix. Each server is pinned to CPU 0 and dnsperf to
+# CPU 1. Prints one table; see README "Performance".
+#
+# Needs: apt-get install -y dnsperf knot nsd gdnsd python3; a Rust toolchain.
+# Usage: bench/run.sh [seconds per run, default 10] [fixed rate in q/s, default 50000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_PER_RUN=${1:-10}
+RATE=${2:-50000}
+WORK=$(mktemp -d /tmp/failover-dns-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for tool in dnsperf knotd nsd gdnsd taskset python3; do
+    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || {
+        echo "missing $tool: apt-get install -y dnsperf knot nsd gdnsd python3" >&2
+        exit 1
+    }
+done
+
+cargo build --release --quiet
+HOST=127.0.0.1
+PORT_OURS=5390 PORT_KNOT=5391 PORT_NSD=5392 PORT_GDNSD=5393
+PRIMARY=127.0.0.11 STANDBY=127.0.0.12 CHECK_PORT=5301
+
+# The members: one TCP listener each, so every server's checks see both up.
+python3 - "$PRIMARY" "$STANDBY" "$CHECK_PORT" <<'EOF' &
+import socket, sys, threading
+def serve(ip):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((ip, int(sys.argv[3]))); s.listen(1024)
+    while True:
+        c, _ = s.accept(); c.close()
+for ip in sys.argv[1:3]:
+    threading.Thread(target=serve, args=(ip,), daemon=True).start()
+threading.Event().wait()
+EOF
+PIDS+=($!)
+
+# The zone: 200 static hosts, a TXT, MX and the failover name www (dynamic in failover-dns and
+# gdnsd, a static A record of the primary in Knot and NSD).
+zone_head() {
+    cat <<EOF
+\$ORIGIN bench.test.
+\$TTL 3600
+@ IN SOA ns1 hostmaster 1 7200 900 1209600 60
+@ IN NS ns1
+ns1 IN A 192.0.2.1
+@ IN MX 10 mail
+mail IN A 192.0.2.25
+@ IN TXT "bench zone"
+EOF
+    for i in $(seq 1 200); do echo "host$i IN A 192.0.2.$((i % 250 + 1))"; done
+}
+zone_head > "$WORK/ours.zone"
+{ zone_head; echo "www 5 IN A $PRIMARY"; } > "$WORK/static.zone"
+mkdir -p "$WORK/gdnsd/zones"
+{ zone_head; echo "www 5 DYNA simplefo!www"; } > "$WORK/gdnsd/zones/bench.test"
+
+# The query mix: 40% the service name, 30% static names, 15% NODATA, 15% NXDOMAIN.
+python3 - > "$WORK/queries.txt" <<'EOF'
+import random
+random.seed(7)
+for i in range(100000):
+    r = random.random()
+    if r < 0.40: print("www.bench.test A")
+    elif r < 0.70: print(f"host{random.randint(1, 200)}.bench.test A")
+    elif r < 0.85: print(f"host{random.randint(1, 200)}.bench.test MX")
+    else: print(f"nx{random.randint(1, 100000)}.bench.test A")
+EOF
+
+cat > "$WORK/ours.toml" <<EOF
+[server]
+listen = ["$HOST:$PORT_OURS"]
+[[zone]]
+origin = "bench.test."
+file = "ours.zone"
+[[service]]
+name = "www.bench.test."
+ttl = 5
+members = ["$PRIMARY", "$STANDBY"]
+[service.check]
+kind = "tcp"
+port = $CHECK_PORT
+interval = "1s"
+timeout = "500ms"
+EOF
+
+mkdir -p "$WORK/knot"
+cat > "$WORK/knot.conf" <<EOF
+server:
+    rundir: $WORK/knot
+    listen: $HOST@$PORT_KNOT
+log:
+  - target: stderr
+    any: warning
+database:
+    storage: $WORK/knot
+zone:
+  - domain: bench.test
+    file: $WORK/static.zone
+    journal-content: none
+    zonefile-sync: -1
+EOF
+
+mkdir -p "$WORK/nsd"
+cat > "$WORK/nsd.conf" <<EOF
+server:
+    ip-address: $HOST@$PORT_NSD
+    server-count: 1
+    username: ""
+    chroot: ""
+    zonesdir: "$WORK"
+    database: ""
+    zonelistfile: "$WORK/nsd/zone.list"
+    xfrdfile: "$WORK/nsd/xfrd.state"
+    pidfile: "$WORK/nsd/nsd.pid"
+    logfile: "$WORK/nsd/nsd.log"
+    verbosity: 0
+    # Debian's NSD limits responses per client network by default; dnsperf is one client.
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
+remote-control:
+    control-enable: no
+zone:
+    name: bench.test
+    zonefile: static.zone
+EOF
+
+cat > "$WORK/gdnsd/config" <<EOF
+options => {
+    listen => [ $HOST:$PORT_GDNSD ]
+    run_dir => $WORK/gdnsd/run
+    state_dir => $WORK/gdnsd/state
+}
+service_types => {
+    member => { plugin => tcp_connect, port => $CHECK_PORT, interval => 2, timeout => 1 }
+}
+plugins => {
+    simplefo => {
+        www => { service_types => [ member ], primary => $PRIMARY, secondary => $STANDBY }
+    }
+}
+EOF
+
+# start NAME PORT COMMAND...: starts a server pinned to CPU 0 and waits until it answers.
+start() {
+    local name=$1 port=$2
+    shift 2
+    taskset -c 0 "$@" > "$WORK/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 1 200); do
+        if dig +short +time=1 +tries=1 @"$HOST" -p "$port" www.bench.test A 2>/dev/null | grep -q "$PRIMARY"; then
+            echo "$pid"
+            return
+        fi
+        sleep 0.05
+    done
+    echo "$name did not start:" >&2
+    cat "$WORK/$name.log" >&2
+    exit 1
+}
+
+# descendants PID: the process and every process below it (NSD runs as three generations).
+descendants() {
+    echo "$1"
+    local child
+    for child in $(pgrep -P "$1" || true); do descendants "$child"; done
+}
+
+# cpu_ticks PID: utime + stime of the process and all its descendants, in clock ticks.
+cpu_ticks() {
+    local total=0 pid
+    for pid in $(descendants "$1"); do
+        local stat
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        stat=${stat##*) }
+        local fields=($stat)
+        total=$((total + fields[11] + fields[12]))
+    done
+    echo "$total"
+}
+
+rss_kb() {
+    local total=0 pid
+    for pid in $(descendants "$1"); do
+        total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+
+# perf PORT [dnsperf args]: runs dnsperf on CPU 1; prints "completed qps avg_latency_s".
+perf() {
+    local port=$1
+    shift
+    taskset -c 1 dnsperf -s "$HOST" -p "$port" -d "$WORK/queries.txt" -l "$SECONDS_PER_RUN" \
+        -c 20 -q 500 "$@" 2>&1 | awk '
+        /Queries completed:/ {completed=$3}
+        /Queries per second:/ {qps=$4}
+        /Average Latency/ {sub(/,/, "", $4); lat=$4}
+        END {print completed, qps, lat}'
+}
+
+TICKS=$(getconf CLK_TCK)
+ROWS=()
+measure() {
+    local name=$1 port=$2 pid=$3
+    # Warm up, then unthrottled, then at the fixed rate with CPU accounting.
+    perf "$port" -l 2 >/dev/null
+    read -r _ qps_max _ < <(perf "$port")
+    local before after
+    before=$(cpu_ticks "$pid")
+    read -r completed qps lat < <(perf "$port" -Q "$RATE")
+    after=$(cpu_ticks "$pid")
+    local us_per_query
+    us_per_query=$(python3 -c "print(f'{($after - $before) / $TICKS * 1e6 / max($completed, 1):.2f}')")
+    ROWS+=("$name $qps_max $us_per_query $qps $lat $(rss_kb "$pid")")
+}
+
+PID=$(start failover-dns $PORT_OURS target/release/failover-dns run --config "$WORK/ours.toml")
+measure failover-dns $PORT_OURS "$PID"
+kill "$PID"
+PID=$(start knot $PORT_KNOT /usr/sbin/knotd -c "$WORK/knot.conf")
+measure knot $PORT_KNOT "$PID"
+kill "$PID"
+PID=$(start nsd $PORT_NSD /usr/sbin/nsd -d -c "$WORK/nsd.conf")
+measure nsd $PORT_NSD "$PID"
+kill "$PID"
+PID=$(start gdnsd $PORT_GDNSD /usr/sbin/gdnsd -c "$WORK/gdnsd" start)
+measure gdnsd $PORT_GDNSD "$PID"
+kill "$PID"
+
+echo
+echo "$(date -u +%Y-%m-%d) $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+echo "runs of ${SECONDS_PER_RUN}s; CPU per query measured at ${RATE} q/s; server on CPU 0, dnsperf on CPU 1"
+printf "%-13s %14s %14s %12s %14s %10s %12s\n" server "max q/s" "CPU µs/query" "vs best" "q/s at rate" "avg ms" "RSS MB"
+best=$(printf '%s\n' "${ROWS[@]}" | awk '$1 != "failover-dns" && $3 > 0 {print $3}' | sort -g | head -1)
+for row in "${ROWS[@]}"; do
+    read -r name qps_max us qps lat rss <<<"$row"
+    printf "%-13s %14.0f %14s %11.2fx %14.0f %10.3f %12.1f\n" "$name" "$qps_max" "$us" \
+        "$(python3 -c "print($us / $best)")" "$qps" "$(python3 -c "print($lat * 1000)")" \
+        "$(python3 -c "print($rss / 1024)")"
+done
