@@ -40,7 +40,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     let events = notify::start(Arc::clone(&metrics));
     let monitor = Monitor::new(plan.clone(), saved, Arc::clone(&metrics), Some(events));
     let cell = Arc::new(ArcSwap::from_pointee(monitor.snapshot()));
-    let mut server = dns::server::serve(
+    let mut listeners = dns::server::serve(
         &plan.server.listen,
         plan.server.tcp_idle_timeout,
         Arc::clone(&cell),
@@ -77,7 +77,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     );
     loop {
         tokio::select! {
-            result = server.block_until_done() => return Ok(result?),
+            result = listeners.tcp.block_until_done() => return Ok(result?),
             signal = signals.next() => {
                 if signal == "SIGHUP" {
                     info!(signal, "reloading the config");
@@ -88,7 +88,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
                 info!(signal, "shutting down: no new queries, finishing those in flight");
                 drop(api);
                 drop(checks);
-                server.shutdown_gracefully().await?;
+                listeners.shutdown().await?;
                 return Ok(());
             }
         }

@@ -1,3 +1,4 @@
-//! DNS serving: the pure answer function and the listeners that feed it.
+//! DNS serving: the pure answer function, the UDP workers and the hickory-server glue.
 pub mod answer;
 pub mod server;
+pub mod udp;

@@ -10,15 +10,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, ResponseCode};
-use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::BinEncoder;
+use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, ResponseCode};
+use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 pub use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
-use tokio::net::{TcpListener, UdpSocket};
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
+use tokio::net::TcpListener;
 use tracing::{debug, info};
 
 use super::answer::{Query, Question, Response, answer};
@@ -47,7 +47,8 @@ impl RequestHandler for Handler {
     ) -> ResponseInfo {
         let started = Instant::now();
         let snapshot = self.cell.load_full();
-        let reply = Reply::new(&snapshot, request);
+        let mut reply = Reply::new(&snapshot, request);
+        reply.fit(request);
         let info = match response_handle.send_response(reply.message(request)).await {
             Ok(info) => info,
             Err(error) => {
@@ -118,28 +119,47 @@ impl<'s> Reply<'s> {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = response.authoritative;
         metadata.response_code = response.rcode;
-        let mut reply = Self {
+        Self {
             metadata,
             edns,
             response,
             records: true,
-        };
-        // Hickory truncates UDP to the buffer size our OPT advertises, not to the client's, so
-        // we measure against the client's buffer here; a response that does not fit is sent
-        // as the header and question with TC set, as Knot and NSD do (RFC 2181 §9).
-        if request.protocol() == Protocol::Udp {
-            let limit = request.edns.as_ref().map_or(512, |client| {
+        }
+    }
+
+    /// The most a response to `request` may take: the client's UDP buffer (512 without
+    /// EDNS, at most ours), or a whole TCP message.
+    fn limit(request: &Request) -> u16 {
+        match request.protocol() {
+            Protocol::Udp => request.edns.as_ref().map_or(512, |client| {
                 client.max_payload().clamp(512, MAX_UDP_PAYLOAD)
-            });
-            if reply
-                .encode(request, limit)
-                .is_none_or(|(_, truncated)| truncated)
-            {
-                reply.metadata.truncation = true;
-                reply.records = false;
+            }),
+            _ => u16::MAX,
+        }
+    }
+
+    /// Cuts the reply to the header and question with TC set, as Knot and NSD do
+    /// (RFC 2181 §9), when it does not fit `request`'s limit. Hickory truncates UDP to the
+    /// buffer size our OPT advertises, not to the client's, so this is measured here.
+    fn fit(&mut self, request: &Request) {
+        let limit = Self::limit(request);
+        if limit < u16::MAX && self.encode(request, limit).is_none_or(|(_, cut)| cut) {
+            self.metadata.truncation = true;
+            self.records = false;
+        }
+    }
+
+    /// The response on the wire, within `request`'s limit: encoded once when it fits.
+    fn into_wire(mut self, request: &Request) -> Option<Vec<u8>> {
+        let limit = Self::limit(request);
+        match self.encode(request, limit)? {
+            (bytes, false) => Some(bytes),
+            (_, true) => {
+                self.metadata.truncation = true;
+                self.records = false;
+                self.encode(request, limit).map(|(bytes, _)| bytes)
             }
         }
-        reply
     }
 
     fn message<'a>(
@@ -173,25 +193,73 @@ impl<'s> Reply<'s> {
     }
 }
 
-/// The response bytes failover-dns sends for `request` arriving over `protocol`, or None
-/// where hickory-server drops the datagram or answers FORMERR before our handler runs.
-///
-/// The whole request path but the socket, for the fuzz target and tests: decoding as the
-/// server decodes, answering, EDNS, truncation and encoding.
+/// A response ready to send, with what the metrics need to know of it.
+pub struct Answered {
+    /// The response on the wire.
+    pub bytes: Vec<u8>,
+    /// Its response code.
+    pub rcode: ResponseCode,
+    /// The type asked for, if there was a question.
+    pub qtype: Option<RecordType>,
+}
+
+/// What failover-dns answers to the datagram or TCP message `bytes` from `source`, or None
+/// where it sends nothing. Mirrors hickory-server's handling of a raw request: under 12
+/// bytes, nothing; an undecodable message after a valid header, FORMERR with the header's
+/// ID; a response (QR set), nothing; anything else, our answer.
+pub fn respond(
+    snapshot: &Snapshot,
+    bytes: &[u8],
+    protocol: Protocol,
+    source: SocketAddr,
+) -> Option<Answered> {
+    let header = Header::read(&mut BinDecoder::new(bytes)).ok()?;
+    let Ok(request) = Request::from_bytes(bytes.to_vec(), source, protocol) else {
+        return format_error(&header, protocol);
+    };
+    if request.metadata.message_type == MessageType::Response {
+        return None;
+    }
+    let reply = Reply::new(snapshot, &request);
+    let rcode = reply.metadata.response_code;
+    let qtype = request.queries.queries().first().map(|q| q.query_type());
+    Some(Answered {
+        bytes: reply.into_wire(&request)?,
+        rcode,
+        qtype,
+    })
+}
+
+/// FORMERR for a message whose header decoded but the rest did not: the header's ID and
+/// opcode, no question.
+fn format_error(header: &Header, protocol: Protocol) -> Option<Answered> {
+    let queries = Queries::read(&mut BinDecoder::new(&[]), 0).ok()?;
+    let response = MessageResponseBuilder::new(&queries, None)
+        .error_msg(&header.metadata, ResponseCode::FormErr);
+    let mut bytes = Vec::with_capacity(12);
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_max_size(if protocol == Protocol::Udp {
+        512
+    } else {
+        u16::MAX
+    });
+    response.destructive_emit(&mut encoder).ok()?;
+    Some(Answered {
+        bytes,
+        rcode: ResponseCode::FormErr,
+        qtype: None,
+    })
+}
+
+/// The response bytes for `bytes` arriving over `protocol`, as [`respond`] decides them; the
+/// whole request path but the socket, for the fuzz target and tests.
 pub fn respond_to_bytes(snapshot: &Snapshot, bytes: &[u8], protocol: Protocol) -> Option<Vec<u8>> {
     let source = SocketAddr::from(([127, 0, 0, 1], 53000));
-    let request = Request::from_bytes(bytes.to_vec(), source, protocol).ok()?;
-    let reply = Reply::new(snapshot, &request);
-    let limit = match (protocol, &reply.edns) {
-        (Protocol::Udp, Some(edns)) => edns.max_payload(),
-        (Protocol::Udp, None) => 512,
-        _ => u16::MAX,
-    };
-    reply.encode(&request, limit).map(|(bytes, _)| bytes)
+    respond(snapshot, bytes, protocol, source).map(|answered| answered.bytes)
 }
 
 /// The mnemonic operators know an rcode by (RFC 6895 §2.3).
-fn rcode_name(rcode: ResponseCode) -> &'static str {
+pub(super) fn rcode_name(rcode: ResponseCode) -> &'static str {
     match rcode {
         ResponseCode::NoError => "NOERROR",
         ResponseCode::FormErr => "FORMERR",
@@ -214,6 +282,24 @@ fn section<'a>(
         .map(AsRef::as_ref)
 }
 
+/// The DNS listeners: TCP on hickory-server, UDP on our own workers.
+pub struct Listeners {
+    /// TCP framing, idle timeouts and the handler.
+    pub tcp: Server<Handler>,
+    udp: super::udp::Workers,
+}
+
+impl Listeners {
+    /// Stops accepting, answers what has been received, and returns when done.
+    pub async fn shutdown(self) -> io::Result<()> {
+        let Listeners { mut tcp, udp } = self;
+        let stopped = tokio::task::spawn_blocking(move || udp.stop());
+        let tcp_done = tcp.shutdown_gracefully().await;
+        let _ = stopped.await;
+        tcp_done.map(|_| ()).map_err(io::Error::other)
+    }
+}
+
 /// Binds UDP and TCP on every address and starts serving from `cell`. Fails, naming the
 /// address, if any cannot be bound, so a misconfigured server never half-starts.
 pub async fn serve(
@@ -221,16 +307,21 @@ pub async fn serve(
     tcp_idle_timeout: Duration,
     cell: SnapshotCell,
     metrics: Arc<Metrics>,
-) -> io::Result<Server<Handler>> {
-    let mut server = Server::new(Handler { cell, metrics });
+) -> io::Result<Listeners> {
+    let mut tcp = Server::new(Handler {
+        cell: Arc::clone(&cell),
+        metrics: Arc::clone(&metrics),
+    });
     for addr in listen {
-        let context =
-            |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
-        let udp = UdpSocket::bind(addr).await.map_err(context)?;
-        let tcp = TcpListener::bind(addr).await.map_err(context)?;
-        info!(%addr, "serving DNS on {addr} over UDP and TCP");
-        server.register_socket(udp);
-        server.register_listener(tcp, tcp_idle_timeout, TCP_RESPONSE_BUFFER);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        tcp.register_listener(listener, tcp_idle_timeout, TCP_RESPONSE_BUFFER);
     }
-    Ok(server)
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let udp = super::udp::Workers::start(listen, threads, cell, metrics)?;
+    for addr in listen {
+        info!(%addr, "serving DNS on {addr} over UDP and TCP");
+    }
+    Ok(Listeners { tcp, udp })
 }
