@@ -1,5 +1,6 @@
 //! The UDP query path: on each listen address, one thread per usable core, each with its own
-//! `SO_REUSEPORT` socket, receiving, answering and sending in a plain loop.
+//! `SO_REUSEPORT` socket, receiving, answering and sending in a plain loop, up to 32
+//! datagrams per `recvmmsg`/`sendmmsg` call (nix's safe wrappers).
 //!
 //! This replaces hickory-server's UDP handling (a task spawned per datagram, and channels
 //! between the socket task and the handler) because that machinery, not the answer, was most
@@ -8,13 +9,18 @@
 //! differential tests and malformed-input tests run over this path. TCP stays on
 //! hickory-server. A worker never waits on anything but its socket.
 
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::sys::socket::{
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
+};
 use socket2::{Domain, Protocol as SocketProtocol, Socket, Type};
 use tracing::debug;
 
@@ -92,40 +98,90 @@ fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket)
 }
 
+/// Datagrams received (and responses sent) per system call, at most.
+const BATCH: usize = 32;
+
 fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &Metrics) {
-    let mut buffer = [0u8; MAX_REQUEST];
+    let fd = socket.as_raw_fd();
+    let mut buffers = vec![[0u8; MAX_REQUEST]; BATCH];
+    let mut receive_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut received: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
+    let mut responses: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
+    let mut destinations: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
-        let (length, source) = match socket.recv_from(&mut buffer) {
-            Ok(received) => received,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
+        // Wait for one datagram, then take whatever else is already queued.
+        received.clear();
+        {
+            let mut slices: Vec<[IoSliceMut<'_>; 1]> = buffers
+                .iter_mut()
+                .map(|b| [IoSliceMut::new(&mut b[..])])
+                .collect();
+            match recvmmsg(
+                fd,
+                &mut receive_headers,
+                slices.iter_mut(),
+                MsgFlags::MSG_WAITFORONE,
+                None,
+            ) {
+                Ok(messages) => {
+                    received.extend(messages.filter_map(|m| Some((m.bytes, m.address?))))
+                }
+                Err(Errno::EAGAIN | Errno::EINTR) => continue,
+                Err(error) => {
+                    debug!(%error, "UDP receive failed");
+                    continue;
+                }
             }
-            Err(error) => {
-                debug!(%error, "UDP receive failed");
-                continue;
-            }
-        };
-        let started = Instant::now();
-        let snapshot = cell.load();
-        let Some(answered) = respond(&snapshot, &buffer[..length], Protocol::Udp, source) else {
-            continue;
-        };
-        if let Err(error) = socket.send_to(&answered.bytes, source) {
-            debug!(%error, %source, "cannot send response");
         }
-        let labels = QueryLabels {
-            rcode: super::server::rcode_name(answered.rcode),
-            qtype: answered.qtype.map_or("none", Into::into),
-            transport: "udp",
-        };
-        metrics.queries.get_or_create(&labels).inc();
-        metrics
-            .response_seconds
-            .observe(started.elapsed().as_secs_f64());
+
+        let snapshot = cell.load();
+        responses.clear();
+        destinations.clear();
+        for (buffer, (length, address)) in buffers.iter().zip(&received) {
+            let Some(source) = socket_addr(address) else {
+                continue;
+            };
+            let started = Instant::now();
+            let Some(answered) = respond(&snapshot, &buffer[..*length], Protocol::Udp, source)
+            else {
+                continue;
+            };
+            let labels = QueryLabels {
+                rcode: super::server::rcode_name(answered.rcode),
+                qtype: answered.qtype.map_or("none", Into::into),
+                transport: "udp",
+            };
+            metrics.queries.get_or_create(&labels).inc();
+            metrics
+                .response_seconds
+                .observe(started.elapsed().as_secs_f64());
+            responses.push(answered.bytes);
+            destinations.push(Some(*address));
+        }
+        if responses.is_empty() {
+            continue;
+        }
+        let slices: Vec<[IoSlice<'_>; 1]> = responses.iter().map(|r| [IoSlice::new(r)]).collect();
+        let no_control: [ControlMessage<'_>; 0] = [];
+        if let Err(error) = sendmmsg(
+            fd,
+            &mut send_headers,
+            slices.iter(),
+            &destinations,
+            no_control,
+            MsgFlags::empty(),
+        ) {
+            debug!(%error, "cannot send responses");
+        }
     }
+}
+
+fn socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = address.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    address
+        .as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6((*v6).into()))
 }
