@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Failover latency: from the moment the primary dies to the first DNS answer naming the standby.
+
+For each check kind (tcp, http) and fall (2, 3), with interval 200 ms and timeout 200 ms, the
+primary is killed (the process exits: connections refused, "RST") and hung (SIGSTOP: the
+kernel still accepts connections, nothing answers) RUNS times each, at a random phase of the
+check interval. A UDP query is sent every 2 ms from the kill until the answer is the standby.
+Prints p50/p95/max per case. Everything runs on loopback addresses; loops are bounded.
+
+Usage: bench/failover.py [runs per case, default 20]   (builds nothing: run
+`cargo build --release` first)
+"""
+
+import os
+import random
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BINARY = os.path.join(ROOT, "target", "release", "failover-dns")
+DNS = ("127.0.0.1", 5388)
+PRIMARY, STANDBY, PORT = "127.0.0.21", "127.0.0.22", 5302
+NAME = "www.bench.test."
+
+BACKEND = r"""
+import http.server, socketserver, sys
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args): pass
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+    def handle_error(self, request, client_address): pass  # checkers that gave up: fine
+Server((sys.argv[1], int(sys.argv[2])), Health).serve_forever()
+"""
+
+ZONE = """$ORIGIN bench.test.
+$TTL 3600
+@ IN SOA ns1 hostmaster 1 7200 900 1209600 60
+@ IN NS ns1
+ns1 IN A 192.0.2.1
+"""
+
+
+def query_a(name):
+    """The A addresses the server answers for `name` now, or None on timeout."""
+    qid = random.randrange(65536)
+    packet = struct.pack(">HHHHHH", qid, 0, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        packet += bytes([len(label)]) + label.encode()
+    packet += b"\0" + struct.pack(">HH", 1, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        s.sendto(packet, DNS)
+        try:
+            data, _ = s.recvfrom(4096)
+        except socket.timeout:
+            return None
+    ancount = struct.unpack(">H", data[6:8])[0]
+    i = skip_name(data, 12) + 4  # the question
+    addresses = []
+    for _ in range(ancount):
+        i = skip_name(data, i)
+        rtype, _, _, rdlength = struct.unpack(">HHIH", data[i:i + 10])
+        i += 10
+        if rtype == 1:
+            addresses.append(socket.inet_ntoa(data[i:i + 4]))
+        i += rdlength
+    return addresses
+
+
+def skip_name(data, i):
+    """The offset after the (possibly compressed) name at `i`."""
+    while True:
+        if data[i] & 0xC0 == 0xC0:
+            return i + 2
+        if data[i] == 0:
+            return i + 1
+        i += data[i] + 1
+
+
+def wait_for(what, condition, limit):
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {limit}s waiting for {what}")
+        time.sleep(0.005)
+
+
+def start_backend(ip):
+    return subprocess.Popen([sys.executable, "-c", BACKEND, ip, str(PORT)])
+
+
+def measure(kind, fall, mode, runs, workdir):
+    config = os.path.join(workdir, f"{kind}-{fall}.toml")
+    path_line = 'path = "/health"\n' if kind == "http" else ""
+    with open(config, "w") as f:
+        f.write(f"""[server]
+listen = ["{DNS[0]}:{DNS[1]}"]
+[[zone]]
+origin = "bench.test."
+file = "bench.zone"
+[[service]]
+name = "{NAME}"
+ttl = 5
+members = ["{PRIMARY}", "{STANDBY}"]
+[service.check]
+kind = "{kind}"
+port = {PORT}
+{path_line}interval = "200ms"
+timeout = "200ms"
+rise = 2
+fall = {fall}
+""")
+    standby = start_backend(STANDBY)
+    primary = start_backend(PRIMARY)
+    server = subprocess.Popen([BINARY, "run", "--config", config], stderr=subprocess.DEVNULL)
+    results = []
+    try:
+        wait_for("the server", lambda: query_a(NAME) == [PRIMARY], 20)
+        for _ in range(runs):
+            time.sleep(0.5 + random.random() * 0.2)  # settle, then a random check phase
+            killed = time.monotonic()
+            if mode == "rst":
+                primary.kill()
+                primary.wait()
+            else:
+                primary.send_signal(signal.SIGSTOP)
+            deadline = killed + 10
+            while query_a(NAME) != [STANDBY]:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{kind} fall {fall} {mode}: no failover within 10s")
+                time.sleep(0.002)
+            results.append(time.monotonic() - killed)
+            if mode == "rst":
+                primary = start_backend(PRIMARY)
+            else:
+                primary.send_signal(signal.SIGCONT)
+            wait_for("the failback", lambda: query_a(NAME) == [PRIMARY], 20)
+    finally:
+        for process in (server, primary, standby):
+            process.send_signal(signal.SIGCONT)
+            process.kill()
+            process.wait()
+    return results
+
+
+def main():
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    if not os.path.exists(BINARY):
+        raise SystemExit("build first: cargo build --release")
+    random.seed(1)
+    with tempfile.TemporaryDirectory() as workdir:
+        with open(os.path.join(workdir, "bench.zone"), "w") as f:
+            f.write(ZONE)
+        print(f"failover latency, interval 200ms, timeout 200ms, rise 2, {runs} runs per case")
+        print(f"{'check':6} {'fall':>4} {'primary':>9} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+        for kind in ("tcp", "http"):
+            for fall in (2, 3):
+                for mode in ("rst", "hang"):
+                    ms = sorted(1000 * r for r in measure(kind, fall, mode, runs, workdir))
+                    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+                    print(f"{kind:6} {fall:>4} {mode:>9} {statistics.median(ms):8.0f} "
+                          f"{p95:8.0f} {ms[-1]:8.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
