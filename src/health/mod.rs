@@ -71,6 +71,8 @@ pub struct Monitor {
     /// Where answer changes go to be sent to webhooks.
     events: Option<mpsc::Sender<Delivery>>,
     next_probe: u64,
+    /// Probe id to (service, member) index, rebuilt whenever the plan changes.
+    probe_index: HashMap<u64, (usize, usize)>,
 }
 
 /// Why an override could not be set.
@@ -190,6 +192,7 @@ impl Monitor {
             metrics,
             events,
             next_probe: 0,
+            probe_index: HashMap::new(),
             plan,
         };
         for saved in saved {
@@ -368,6 +371,7 @@ impl Monitor {
                 self.set_state_metric(s, m);
             }
         }
+        self.probe_index = self.probe_ids().map(|(id, s, m)| (id, (s, m))).collect();
     }
 
     fn set_serial_metric(&self, origin: &Name, serial: u32) {
@@ -396,9 +400,7 @@ impl Monitor {
 
     /// Where the probe with `id` reports: its service and member index.
     fn locate(&self, id: u64) -> Option<(usize, usize)> {
-        self.probe_ids()
-            .find(|(probe, _, _)| *probe == id)
-            .map(|(_, s, m)| (s, m))
+        self.probe_index.get(&id).copied()
     }
 
     /// Applies one report; true when some answer changed and a new snapshot is due.
@@ -631,6 +633,9 @@ impl Monitor {
     }
 }
 
+/// Most reports applied before a snapshot is published.
+const REPORT_BATCH: usize = 4096;
+
 /// The monitor task's state: the monitor plus the probe tasks it runs.
 struct Running {
     monitor: Monitor,
@@ -649,16 +654,29 @@ impl Running {
         loop {
             tokio::select! {
                 Some(report) = inbox.recv() => {
-                    let Some(index) = self.monitor.locate(report.probe) else {
-                        continue; // from a probe stopped by a reload
-                    };
-                    if self.monitor.apply(report, index) {
+                    // Apply what else is already waiting too, then publish once: when many
+                    // members change together (start-up, a switch dying) one snapshot is
+                    // built, not one per member.
+                    let mut changed = self.apply(report);
+                    for _ in 0..REPORT_BATCH {
+                        let Ok(report) = inbox.try_recv() else { break };
+                        changed |= self.apply(report);
+                    }
+                    if changed {
                         self.publish();
                     }
                 }
                 Some(command) = commands.recv() => self.command(command),
                 else => return,
             }
+        }
+    }
+
+    /// Applies one report; true when an answer changed.
+    fn apply(&mut self, report: Report) -> bool {
+        match self.monitor.locate(report.probe) {
+            Some(index) => self.monitor.apply(report, index),
+            None => false, // from a probe stopped by a reload
         }
     }
 
