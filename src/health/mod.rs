@@ -31,6 +31,7 @@ use crate::snapshot::{
 use crate::status::{CheckStatus, MemberStatus, ServiceStatus, Status};
 use admin::{AdminOverride, SavedOverride};
 use probe::Probe;
+use prometheus_client::metrics::counter::Counter;
 use state::{MemberHealth, Outcome, State};
 
 /// One probe result, addressed to the probe task that produced it.
@@ -48,7 +49,30 @@ struct Member {
     addr: IpAddr,
     probe: u64,
     health: MemberHealth,
-    last_check: Option<CheckStatus>,
+    last_check: Option<LastCheck>,
+    /// This member's `checks_total` counters, `[ok, fail]`, looked up once: a report then
+    /// costs an atomic add, not two strings and a hash.
+    checks: [Counter; 2],
+}
+
+/// The most recent finished check, as cheap to keep as possible (formatted on `status`).
+#[derive(Debug, Clone)]
+struct LastCheck {
+    ok: bool,
+    took: Duration,
+    error: Option<String>,
+    at: SystemTime,
+}
+
+impl LastCheck {
+    fn status(&self) -> CheckStatus {
+        CheckStatus {
+            result: if self.ok { "ok" } else { "fail" }.to_string(),
+            latency_ms: self.took.as_secs_f64() * 1000.0,
+            error: self.error.clone(),
+            at: rfc3339(self.at),
+        }
+    }
 }
 
 /// Where a member's overrides are kept: the service name (lower-cased) and the address.
@@ -296,11 +320,20 @@ impl Monitor {
                         Some((check, member)) if check == service.check => member,
                         _ => {
                             self.next_probe += 1;
+                            let counter = |result| {
+                                let labels = CheckLabels {
+                                    service: service.name.to_string(),
+                                    member: addr.to_string(),
+                                    result,
+                                };
+                                self.metrics.checks.get_or_create(&labels).clone()
+                            };
                             Member {
                                 addr: *addr,
                                 probe: self.next_probe,
                                 health: MemberHealth::new(now),
                                 last_check: None,
+                                checks: [counter("ok"), counter("fail")],
                             }
                         }
                     })
@@ -408,22 +441,18 @@ impl Monitor {
         let (s, m) = index;
         let service = &self.plan.services[s];
         let member = &mut self.members[s][m];
-        let labels = CheckLabels {
-            service: service.name.to_string(),
-            member: member.addr.to_string(),
-            result: if report.outcome.is_ok() { "ok" } else { "fail" },
-        };
-        self.metrics.checks.get_or_create(&labels).inc();
-        if report.outcome.is_ok() {
+        let ok = report.outcome.is_ok();
+        member.checks[usize::from(!ok)].inc();
+        if ok {
             self.metrics
                 .check_seconds
                 .observe(report.took.as_secs_f64());
         }
-        member.last_check = Some(CheckStatus {
-            result: labels.result.to_string(),
-            latency_ms: report.took.as_secs_f64() * 1000.0,
+        member.last_check = Some(LastCheck {
+            ok,
+            took: report.took,
             error: report.outcome.as_ref().err().cloned(),
-            at: rfc3339(SystemTime::now()),
+            at: SystemTime::now(),
         });
         let addr = member.addr;
         let Some(transition) = member.health.observe(
@@ -623,7 +652,7 @@ impl Monitor {
                             since: rfc3339(wall - now.saturating_duration_since(m.health.since)),
                             consecutive_successes: m.health.successes,
                             consecutive_failures: m.health.failures,
-                            last_check: m.last_check.clone(),
+                            last_check: m.last_check.as_ref().map(LastCheck::status),
                         })
                         .collect(),
                 }
