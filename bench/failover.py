@@ -7,8 +7,9 @@ kernel still accepts connections, nothing answers) RUNS times each, at a random 
 check interval. A UDP query is sent every 2 ms from the kill until the answer is the standby.
 Prints p50/p95/max per case. Everything runs on loopback addresses; loops are bounded.
 
-Usage: bench/failover.py [runs per case, default 20]   (builds nothing: run
-`cargo build --release` first)
+Usage: bench/failover.py [runs per case, default 20] [servers, default failover-dns;
+e.g. failover-dns,gdnsd]   (builds nothing: run `cargo build --release` first). gdnsd runs
+with its fastest monitoring (interval 2 s, its minimum; timeout 1 s; down_thresh = fall).
 """
 
 import os
@@ -99,7 +100,8 @@ def start_backend(ip):
     return subprocess.Popen([sys.executable, "-c", BACKEND, ip, str(PORT)])
 
 
-def measure(kind, fall, mode, runs, workdir):
+def start_failover_dns(kind, fall, workdir):
+    """failover-dns with interval 200 ms, timeout 200 ms."""
     config = os.path.join(workdir, f"{kind}-{fall}.toml")
     path_line = 'path = "/health"\n' if kind == "http" else ""
     with open(config, "w") as f:
@@ -120,31 +122,61 @@ timeout = "200ms"
 rise = 2
 fall = {fall}
 """)
+    return subprocess.Popen([BINARY, "run", "--config", config], stderr=subprocess.DEVNULL)
+
+
+def start_gdnsd(kind, fall, workdir):
+    """gdnsd with a simplefo DYNA record and its fastest monitoring: interval 2 s (its minimum),
+    timeout 1 s, down_thresh = fall."""
+    directory = os.path.join(workdir, f"gdnsd-{kind}-{fall}")
+    os.makedirs(os.path.join(directory, "zones"), exist_ok=True)
+    with open(os.path.join(directory, "zones", "bench.test"), "w") as f:
+        f.write(ZONE + "www 5 DYNA simplefo!www\n")
+    plugin = "http_status, url_path => /health" if kind == "http" else "tcp_connect"
+    with open(os.path.join(directory, "config"), "w") as f:
+        f.write(f"""options => {{
+    listen => [ {DNS[0]}:{DNS[1]} ]
+    run_dir => {directory}/run
+    state_dir => {directory}/state
+}}
+service_types => {{
+    member => {{ plugin => {plugin}, port => {PORT}, interval => 2, timeout => 1,
+                 down_thresh => {fall}, ok_thresh => 2, up_thresh => 2 }}
+}}
+plugins => {{
+    simplefo => {{ www => {{ service_types => [ member ], primary => {PRIMARY}, secondary => {STANDBY} }} }}
+}}
+""")
+    return subprocess.Popen(["/usr/sbin/gdnsd", "-c", directory, "start"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def measure(start_server, kind, fall, mode, runs, workdir, interval):
     standby = start_backend(STANDBY)
     primary = start_backend(PRIMARY)
-    server = subprocess.Popen([BINARY, "run", "--config", config], stderr=subprocess.DEVNULL)
+    server = start_server(kind, fall, workdir)
     results = []
     try:
         wait_for("the server", lambda: query_a(NAME) == [PRIMARY], 20)
         for _ in range(runs):
-            time.sleep(0.5 + random.random() * 0.2)  # settle, then a random check phase
+            time.sleep(0.5 + random.random() * interval)  # settle, then a random check phase
             killed = time.monotonic()
             if mode == "rst":
                 primary.kill()
                 primary.wait()
             else:
                 primary.send_signal(signal.SIGSTOP)
-            deadline = killed + 10
+            deadline = killed + 30
             while query_a(NAME) != [STANDBY]:
                 if time.monotonic() > deadline:
-                    raise SystemExit(f"{kind} fall {fall} {mode}: no failover within 10s")
+                    raise SystemExit(f"{kind} fall {fall} {mode}: no failover within 30s")
                 time.sleep(0.002)
             results.append(time.monotonic() - killed)
             if mode == "rst":
                 primary = start_backend(PRIMARY)
             else:
                 primary.send_signal(signal.SIGCONT)
-            wait_for("the failback", lambda: query_a(NAME) == [PRIMARY], 20)
+            wait_for("the failback", lambda: query_a(NAME) == [PRIMARY], 60)
     finally:
         for process in (server, primary, standby):
             process.send_signal(signal.SIGCONT)
@@ -155,21 +187,30 @@ fall = {fall}
 
 def main():
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    servers = sys.argv[2].split(",") if len(sys.argv) > 2 else ["failover-dns"]
     if not os.path.exists(BINARY):
         raise SystemExit("build first: cargo build --release")
     random.seed(1)
     with tempfile.TemporaryDirectory() as workdir:
         with open(os.path.join(workdir, "bench.zone"), "w") as f:
             f.write(ZONE)
-        print(f"failover latency, interval 200ms, timeout 200ms, rise 2, {runs} runs per case")
-        print(f"{'check':6} {'fall':>4} {'primary':>9} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
-        for kind in ("tcp", "http"):
-            for fall in (2, 3):
-                for mode in ("rst", "hang"):
-                    ms = sorted(1000 * r for r in measure(kind, fall, mode, runs, workdir))
-                    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
-                    print(f"{kind:6} {fall:>4} {mode:>9} {statistics.median(ms):8.0f} "
-                          f"{p95:8.0f} {ms[-1]:8.0f}", flush=True)
+        print(f"failover latency, {runs} runs per case")
+        print(f"{'server':13} {'check':6} {'fall':>4} {'primary':>9} {'p50 ms':>8} {'p95 ms':>8} "
+              f"{'max ms':>8}")
+        for server in servers:
+            start_server, interval = {
+                "failover-dns": (start_failover_dns, 0.2),
+                "gdnsd": (start_gdnsd, 2.0),
+            }[server]
+            for kind in ("tcp", "http"):
+                for fall in (2, 3):
+                    for mode in ("rst", "hang"):
+                        results = measure(start_server, kind, fall, mode, runs, workdir, interval)
+                        ms = sorted(1000 * r for r in results)
+                        p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+                        print(f"{server:13} {kind:6} {fall:>4} {mode:>9} "
+                              f"{statistics.median(ms):8.0f} {p95:8.0f} {ms[-1]:8.0f}",
+                              flush=True)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 # same zone on loopback with the same query mix. Each server is pinned to CPU 0 and dnsperf to
 # CPU 1. Prints one table; see README "Performance".
 #
-# Needs: apt-get install -y dnsperf knot nsd gdnsd python3; a Rust toolchain.
+# Needs: apt-get install -y dnsperf knot nsd gdnsd bind9-dnsutils python3; a Rust toolchain.
 # Usage: bench/run.sh [seconds per run, default 10] [fixed rate in q/s, default 50000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,9 +19,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in dnsperf knotd nsd gdnsd taskset python3; do
+for tool in dnsperf knotd nsd gdnsd dig taskset python3; do
     command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || {
-        echo "missing $tool: apt-get install -y dnsperf knot nsd gdnsd python3" >&2
+        echo "missing $tool: apt-get install -y dnsperf knot nsd gdnsd bind9-dnsutils python3" >&2
         exit 1
     }
 done
