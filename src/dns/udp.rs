@@ -106,7 +106,8 @@ fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &M
     let mut buffers = vec![[0u8; MAX_REQUEST]; BATCH];
     let mut receive_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
-    let mut received: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
+    // (buffer index, length, source) of each datagram of the batch.
+    let mut received: Vec<(usize, usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
     let mut responses: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     let mut destinations: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
@@ -124,9 +125,11 @@ fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &M
                 MsgFlags::MSG_WAITFORONE,
                 None,
             ) {
-                Ok(messages) => {
-                    received.extend(messages.filter_map(|m| Some((m.bytes, m.address?))))
-                }
+                Ok(messages) => received.extend(
+                    messages
+                        .enumerate()
+                        .filter_map(|(i, m)| Some((i, m.bytes, m.address?))),
+                ),
                 Err(Errno::EAGAIN | Errno::EINTR) => continue,
                 Err(error) => {
                     debug!(%error, "UDP receive failed");
@@ -138,13 +141,13 @@ fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &M
         let snapshot = cell.load();
         responses.clear();
         destinations.clear();
-        for (buffer, (length, address)) in buffers.iter().zip(&received) {
+        for (index, length, address) in &received {
             let Some(source) = socket_addr(address) else {
                 continue;
             };
             let started = Instant::now();
-            let Some(answered) = respond(&snapshot, &buffer[..*length], Protocol::Udp, source)
-            else {
+            let request = &buffers[*index][..*length];
+            let Some(answered) = respond(&snapshot, request, Protocol::Udp, source) else {
                 continue;
             };
             let labels = QueryLabels {
