@@ -5,6 +5,7 @@
 #
 # Needs: apt-get install -y dnsperf knot nsd gdnsd bind9-dnsutils python3; a Rust toolchain.
 # Usage: bench/run.sh [seconds per run, default 10] [fixed rate in q/s, default 50000]
+#        SERVERS="failover-dns knot" bench/run.sh   (default: all four)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -226,27 +227,28 @@ measure() {
     ROWS+=("$name $qps_max $us_per_query $qps $lat $(rss_kb "$pid")")
 }
 
-PID=$(start failover-dns $PORT_OURS target/release/failover-dns run --config "$WORK/ours.toml")
-measure failover-dns $PORT_OURS "$PID"
-kill "$PID"
-PID=$(start knot $PORT_KNOT /usr/sbin/knotd -c "$WORK/knot.conf")
-measure knot $PORT_KNOT "$PID"
-kill "$PID"
-PID=$(start nsd $PORT_NSD /usr/sbin/nsd -d -c "$WORK/nsd.conf")
-measure nsd $PORT_NSD "$PID"
-kill "$PID"
-PID=$(start gdnsd $PORT_GDNSD /usr/sbin/gdnsd -c "$WORK/gdnsd" start)
-measure gdnsd $PORT_GDNSD "$PID"
-kill "$PID"
+for server in ${SERVERS:-failover-dns knot nsd gdnsd}; do
+    case $server in
+        failover-dns) port=$PORT_OURS; command=(target/release/failover-dns run --config "$WORK/ours.toml") ;;
+        knot) port=$PORT_KNOT; command=(/usr/sbin/knotd -c "$WORK/knot.conf") ;;
+        nsd) port=$PORT_NSD; command=(/usr/sbin/nsd -d -c "$WORK/nsd.conf") ;;
+        gdnsd) port=$PORT_GDNSD; command=(/usr/sbin/gdnsd -c "$WORK/gdnsd" start) ;;
+        *) echo "unknown server $server" >&2; exit 1 ;;
+    esac
+    PID=$(start "$server" "$port" "${command[@]}")
+    measure "$server" "$port" "$PID"
+    kill "$PID"
+done
 
 echo
 echo "$(date -u +%Y-%m-%d) $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "runs of ${SECONDS_PER_RUN}s; CPU per query measured at ${RATE} q/s; server on CPU 0, dnsperf on CPU 1"
 printf "%-13s %14s %14s %12s %14s %10s %12s\n" server "max q/s" "CPU µs/query" "vs best" "q/s at rate" "avg ms" "RSS MB"
 best=$(printf '%s\n' "${ROWS[@]}" | awk '$1 != "failover-dns" && $3 > 0 {print $3}' | sort -g | head -1)
+best=${best:-0}
 for row in "${ROWS[@]}"; do
     read -r name qps_max us qps lat rss <<<"$row"
     printf "%-13s %14.0f %14s %11.2fx %14.0f %10.3f %12.1f\n" "$name" "$qps_max" "$us" \
-        "$(python3 -c "print($us / $best)")" "$qps" "$(python3 -c "print($lat * 1000)")" \
+        "$(python3 -c "print($us / $best if $best else 0)")" "$qps" "$(python3 -c "print($lat * 1000)")" \
         "$(python3 -c "print($rss / 1024)")"
 done
