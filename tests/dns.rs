@@ -241,3 +241,31 @@ fn sigterm_exits_cleanly() {
     assert!(status.success(), "exit status {status}");
     assert!(try_query(dns, "svc.example.test.", RecordType::SOA, Transport::Udp).is_none());
 }
+
+#[test]
+fn a_repeated_question_gets_the_same_response_with_its_own_id() {
+    let server = server();
+    let mut message = request("www.svc.example.test.", RecordType::A);
+    let mut responses = Vec::new();
+    for id in [0x1111, 0x2222, 0x3333] {
+        message.metadata.id = id;
+        let bytes = message.to_vec().expect("encode");
+        let raw = exchange_raw(server.dns, &bytes, Transport::Udp).expect("an answer");
+        assert_eq!(
+            raw[..2],
+            id.to_be_bytes(),
+            "each response carries its query's ID"
+        );
+        responses.push(raw);
+    }
+    assert_eq!(responses[0][2..], responses[1][2..]);
+    assert_eq!(responses[1][2..], responses[2][2..]);
+    // The same question in other letter case is answered in that case.
+    let upper = query(
+        server.dns,
+        "WWW.SVC.EXAMPLE.TEST.",
+        RecordType::A,
+        Transport::Udp,
+    );
+    assert_eq!(upper.queries[0].name().to_ascii(), "WWW.SVC.EXAMPLE.TEST.");
+}

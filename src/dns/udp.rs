@@ -2,6 +2,8 @@
 //! `SO_REUSEPORT` socket, receiving, answering and sending in a plain loop, up to 32
 //! datagrams per `recvmmsg`/`sendmmsg` call (nix's safe wrappers).
 //!
+//! Repeated questions are answered from a per-worker [`ResponseCache`].
+//!
 //! This replaces hickory-server's UDP handling (a task spawned per datagram, and channels
 //! between the socket task and the handler) because that machinery, not the answer, was most
 //! of the CPU per query (README "Performance"). The behaviour is the same: the bytes are
@@ -24,7 +26,7 @@ use nix::sys::socket::{
 use socket2::{Domain, Protocol as SocketProtocol, Socket, Type};
 use tracing::debug;
 
-use super::server::{Protocol, respond};
+use super::cache::ResponseCache;
 use crate::metrics::{Metrics, QueryLabels};
 use crate::snapshot::SnapshotCell;
 
@@ -110,6 +112,7 @@ fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &M
     let mut received: Vec<(usize, usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
     let mut responses: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     let mut destinations: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
+    let mut cache = ResponseCache::default();
     while !stop.load(Ordering::Relaxed) {
         // Wait for one datagram, then take whatever else is already queued.
         received.clear();
@@ -138,7 +141,7 @@ fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &M
             }
         }
 
-        let snapshot = cell.load();
+        let snapshot = cell.load_full();
         responses.clear();
         destinations.clear();
         for (index, length, address) in &received {
@@ -147,7 +150,7 @@ fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &M
             };
             let started = Instant::now();
             let request = &buffers[*index][..*length];
-            let Some(answered) = respond(&snapshot, request, Protocol::Udp, source) else {
+            let Some(answered) = cache.respond(&snapshot, request, source) else {
                 continue;
             };
             let labels = QueryLabels {
