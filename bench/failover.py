@@ -8,7 +8,7 @@ check interval. A UDP query is sent every 2 ms from the kill until the answer is
 Prints p50/p95/max per case. Everything runs on loopback addresses; loops are bounded.
 
 Usage: bench/failover.py [runs per case, default 20] [servers, default failover-dns;
-e.g. failover-dns,gdnsd]   (builds nothing: run `cargo build --release` first). gdnsd runs
+e.g. failover-dns,gdnsd,pdns]   (builds nothing: run `cargo build --release` first). gdnsd runs
 with its fastest monitoring (interval 2 s, its minimum; timeout 1 s; down_thresh = fall).
 """
 
@@ -151,13 +151,49 @@ plugins => {{
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def start_pdns(kind, fall, workdir):
+    """PowerDNS 4.7 with a LUA record, health checks every second (the least its setting takes),
+    check timeout 1 s, and its caches off so they do not hide the change. It has no fall
+    count: one failed check marks an address down. ifportup answers every live address;
+    ifurlup takes address sets, so it fails over in order."""
+    directory = os.path.join(workdir, f"pdns-{kind}")
+    os.makedirs(directory, exist_ok=True)
+    if kind == "tcp":
+        lua = f"ifportup({PORT}, {{'{PRIMARY}', '{STANDBY}'}}, {{selector='all', timeout=1}})"
+    else:
+        lua = (f"ifurlup('http://www.bench.test:{PORT}/health', "
+               f"{{{{'{PRIMARY}'}}, {{'{STANDBY}'}}}}, {{timeout=1}})")
+    with open(os.path.join(directory, "bench.zone"), "w") as f:
+        f.write(ZONE + f'www 5 IN LUA A "{lua}"\n')
+    with open(os.path.join(directory, "named.conf"), "w") as f:
+        f.write(f'zone "bench.test" {{ type master; file "{directory}/bench.zone"; }};\n')
+    with open(os.path.join(directory, "pdns.conf"), "w") as f:
+        f.write(f"""launch=bind
+bind-config={directory}/named.conf
+local-address={DNS[0]}
+local-port={DNS[1]}
+enable-lua-records=yes
+lua-health-checks-interval=1
+cache-ttl=0
+negquery-cache-ttl=0
+query-cache-ttl=0
+socket-dir={directory}
+guardian=no
+daemon=no
+disable-syslog=yes
+""")
+    return subprocess.Popen(["pdns_server", f"--config-dir={directory}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def measure(start_server, kind, fall, mode, runs, workdir, interval):
     standby = start_backend(STANDBY)
     primary = start_backend(PRIMARY)
     server = start_server(kind, fall, workdir)
     results = []
     try:
-        wait_for("the server", lambda: query_a(NAME) == [PRIMARY], 20)
+        # Healthy: the primary is answered (PowerDNS's ifportup answers both members).
+        wait_for("the server", lambda: PRIMARY in (query_a(NAME) or []), 30)
         for _ in range(runs):
             time.sleep(0.5 + random.random() * interval)  # settle, then a random check phase
             killed = time.monotonic()
@@ -176,7 +212,7 @@ def measure(start_server, kind, fall, mode, runs, workdir, interval):
                 primary = start_backend(PRIMARY)
             else:
                 primary.send_signal(signal.SIGCONT)
-            wait_for("the failback", lambda: query_a(NAME) == [PRIMARY], 60)
+            wait_for("the failback", lambda: PRIMARY in (query_a(NAME) or []), 60)
     finally:
         for process in (server, primary, standby):
             process.send_signal(signal.SIGCONT)
@@ -198,12 +234,13 @@ def main():
         print(f"{'server':13} {'check':6} {'fall':>4} {'primary':>9} {'p50 ms':>8} {'p95 ms':>8} "
               f"{'max ms':>8}")
         for server in servers:
-            start_server, interval = {
-                "failover-dns": (start_failover_dns, 0.2),
-                "gdnsd": (start_gdnsd, 2.0),
+            start_server, interval, falls = {
+                "failover-dns": (start_failover_dns, 0.2, (2, 3)),
+                "gdnsd": (start_gdnsd, 2.0, (2, 3)),
+                "pdns": (start_pdns, 1.0, (1,)),
             }[server]
             for kind in ("tcp", "http"):
-                for fall in (2, 3):
+                for fall in falls:
                     for mode in ("rst", "hang"):
                         results = measure(start_server, kind, fall, mode, runs, workdir, interval)
                         ms = sorted(1000 * r for r in results)
