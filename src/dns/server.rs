@@ -32,7 +32,8 @@ pub const MAX_UDP_PAYLOAD: u16 = 1232;
 /// Bytes buffered per TCP connection for responses.
 const TCP_RESPONSE_BUFFER: usize = 32;
 
-/// Answers every request from the snapshot current when it arrives.
+/// Answers TCP requests (UDP has its own workers, `dns::udp`) from the snapshot current when
+/// each arrives. TCP responses are never truncated, so they need no fitting.
 pub struct Handler {
     cell: SnapshotCell,
     metrics: Arc<Metrics>,
@@ -47,8 +48,7 @@ impl RequestHandler for Handler {
     ) -> ResponseInfo {
         let started = Instant::now();
         let snapshot = self.cell.load_full();
-        let mut reply = Reply::new(&snapshot, request);
-        reply.fit(request);
+        let reply = Reply::new(&snapshot, request);
         let info = match response_handle.send_response(reply.message(request)).await {
             Ok(info) => info,
             Err(error) => {
@@ -138,18 +138,9 @@ impl<'s> Reply<'s> {
         }
     }
 
-    /// Cuts the reply to the header and question with TC set, as Knot and NSD do
-    /// (RFC 2181 §9), when it does not fit `request`'s limit. Hickory truncates UDP to the
-    /// buffer size our OPT advertises, not to the client's, so this is measured here.
-    fn fit(&mut self, request: &Request) {
-        let limit = Self::limit(request);
-        if limit < u16::MAX && self.encode(request, limit).is_none_or(|(_, cut)| cut) {
-            self.metadata.truncation = true;
-            self.records = false;
-        }
-    }
-
-    /// The response on the wire, within `request`'s limit: encoded once when it fits.
+    /// The response on the wire, within `request`'s limit: encoded once when it fits; when it
+    /// does not, the header and question with TC set, as Knot and NSD send (RFC 2181 §9).
+    /// (Hickory would truncate to the buffer our OPT advertises, not the client's.)
     fn into_wire(mut self, request: &Request) -> Option<Vec<u8>> {
         let limit = Self::limit(request);
         match self.encode(request, limit)? {
