@@ -86,6 +86,11 @@ struct Reply<'s> {
     response: Response<'s>,
     /// False when the response did not fit the client's UDP buffer and goes out as TC.
     records: bool,
+    /// An empty question section, echoed instead of the request's when it does not have
+    /// exactly one question: such a request only ever gets an error, and echoing dozens of
+    /// questions may not fit any response (a fuzzing finding: hickory then emitted a message
+    /// with a cut question section).
+    no_questions: Option<Queries>,
 }
 
 impl<'s> Reply<'s> {
@@ -119,11 +124,15 @@ impl<'s> Reply<'s> {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = response.authoritative;
         metadata.response_code = response.rcode;
+        let no_questions = (request.queries.queries().len() != 1)
+            .then(|| Queries::read(&mut BinDecoder::new(&[]), 0).ok())
+            .flatten();
         Self {
             metadata,
             edns,
             response,
             records: true,
+            no_questions,
         }
     }
 
@@ -165,7 +174,8 @@ impl<'s> Reply<'s> {
         impl Iterator<Item = &'a Record> + Send + 'a,
     > {
         let section = |of| section(of, self.records);
-        MessageResponseBuilder::new(&request.queries, self.edns.as_ref()).build(
+        let questions = self.no_questions.as_ref().unwrap_or(&request.queries);
+        MessageResponseBuilder::new(questions, self.edns.as_ref()).build(
             self.metadata,
             section(&self.response.answers),
             section(&self.response.authority),
