@@ -1,8 +1,9 @@
 //! Listeners and hickory glue: turns requests into [`Query`]s, answers them from the current
 //! snapshot, and encodes the result (EDNS, truncation to the client's buffer over UDP).
 //!
-//! Socket handling, TCP framing and idle timeouts are hickory-server's. This module never waits
-//! on the check plane: it loads the current snapshot and answers.
+//! TCP sockets, framing and idle timeouts are hickory-server's; UDP has its own workers
+//! (`dns::udp`) that call [`respond`]. This module never waits on the check plane: it loads
+//! the current snapshot and answers.
 
 use std::borrow::Cow;
 use std::io;
@@ -47,7 +48,7 @@ impl RequestHandler for Handler {
         mut response_handle: R,
     ) -> ResponseInfo {
         let started = Instant::now();
-        let snapshot = self.cell.load_full();
+        let snapshot = self.cell.load();
         let reply = Reply::new(&snapshot, request);
         let info = match response_handle.send_response(reply.message(request)).await {
             Ok(info) => info,
@@ -59,22 +60,14 @@ impl RequestHandler for Handler {
                 })
             }
         };
-        let labels = QueryLabels {
-            rcode: rcode_name(reply.metadata.response_code),
-            qtype: request
-                .queries
-                .queries()
-                .first()
-                .map_or("none", |q| q.query_type().into()),
-            transport: match request.protocol() {
-                Protocol::Udp => "udp",
-                _ => "tcp",
-            },
-        };
-        self.metrics.queries.get_or_create(&labels).inc();
-        self.metrics
-            .response_seconds
-            .observe(started.elapsed().as_secs_f64());
+        let qtype = request.queries.queries().first().map(|q| q.query_type());
+        count_query(
+            &self.metrics,
+            reply.metadata.response_code,
+            qtype,
+            "tcp",
+            started,
+        );
         info
     }
 }
@@ -125,7 +118,7 @@ impl<'s> Reply<'s> {
         metadata.authoritative = response.authoritative;
         metadata.response_code = response.rcode;
         let no_questions = (request.queries.queries().len() != 1)
-            .then(|| Queries::read(&mut BinDecoder::new(&[]), 0).ok())
+            .then(no_questions)
             .flatten();
         Self {
             metadata,
@@ -234,7 +227,7 @@ pub fn respond(
 /// FORMERR for a message whose header decoded but the rest did not: the header's ID and
 /// opcode, no question.
 fn format_error(header: &Header, protocol: Protocol) -> Option<Answered> {
-    let queries = Queries::read(&mut BinDecoder::new(&[]), 0).ok()?;
+    let queries = no_questions()?;
     let response = MessageResponseBuilder::new(&queries, None)
         .error_msg(&header.metadata, ResponseCode::FormErr);
     let mut bytes = Vec::with_capacity(12);
@@ -252,6 +245,11 @@ fn format_error(header: &Header, protocol: Protocol) -> Option<Answered> {
     })
 }
 
+/// An empty question section (hickory offers no other way to make one).
+fn no_questions() -> Option<Queries> {
+    Queries::read(&mut BinDecoder::new(&[]), 0).ok()
+}
+
 /// The response bytes for `bytes` arriving over `protocol`, as [`respond`] decides them; the
 /// whole request path but the socket, for the fuzz target and tests.
 pub fn respond_to_bytes(snapshot: &Snapshot, bytes: &[u8], protocol: Protocol) -> Option<Vec<u8>> {
@@ -259,8 +257,27 @@ pub fn respond_to_bytes(snapshot: &Snapshot, bytes: &[u8], protocol: Protocol) -
     respond(snapshot, bytes, protocol, source).map(|answered| answered.bytes)
 }
 
+/// Counts one answered query, by rcode, qtype and `transport`, and its time since `started`.
+pub(super) fn count_query(
+    metrics: &Metrics,
+    rcode: ResponseCode,
+    qtype: Option<RecordType>,
+    transport: &'static str,
+    started: Instant,
+) {
+    let labels = QueryLabels {
+        rcode: rcode_name(rcode),
+        qtype: qtype.map_or("none", Into::into),
+        transport,
+    };
+    metrics.queries.get_or_create(&labels).inc();
+    metrics
+        .response_seconds
+        .observe(started.elapsed().as_secs_f64());
+}
+
 /// The mnemonic operators know an rcode by (RFC 6895 §2.3).
-pub(super) fn rcode_name(rcode: ResponseCode) -> &'static str {
+fn rcode_name(rcode: ResponseCode) -> &'static str {
     match rcode {
         ResponseCode::NoError => "NOERROR",
         ResponseCode::FormErr => "FORMERR",

@@ -27,7 +27,8 @@ use socket2::{Domain, Protocol as SocketProtocol, Socket, Type};
 use tracing::debug;
 
 use super::cache::ResponseCache;
-use crate::metrics::{Metrics, QueryLabels};
+use super::server::count_query;
+use crate::metrics::Metrics;
 use crate::snapshot::SnapshotCell;
 
 /// Largest request read, as hickory-server reads them; the rest of a longer datagram is
@@ -153,15 +154,7 @@ fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &M
             let Some(answered) = cache.respond(&snapshot, request, source) else {
                 continue;
             };
-            let labels = QueryLabels {
-                rcode: super::server::rcode_name(answered.rcode),
-                qtype: answered.qtype.map_or("none", Into::into),
-                transport: "udp",
-            };
-            metrics.queries.get_or_create(&labels).inc();
-            metrics
-                .response_seconds
-                .observe(started.elapsed().as_secs_f64());
+            count_query(metrics, answered.rcode, answered.qtype, "udp", started);
             responses.push(answered.bytes);
             destinations.push(Some(*address));
         }
