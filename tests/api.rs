@@ -553,3 +553,30 @@ fn sigterm_answers_queries_already_sent_then_exits_zero() {
     }
     assert!(server.terminate().success());
 }
+
+#[test]
+fn an_answer_changed_by_a_reload_is_posted_with_the_new_serial() {
+    let receiver = WebhookReceiver::start(&[]);
+    let hook = format!("\n[[notify.webhook]]\nurl = \"{}\"\n", receiver.url);
+    let setup = start(Some(TOKEN), "", &hook);
+    // The standby becomes the primary: the answer moves without any member failing.
+    let swapped = setup.service.replace(
+        &format!("[\"{}\", \"{}\"]", setup.p, setup.s),
+        &format!("[\"{}\", \"{}\"]", setup.s, setup.p),
+    );
+    assert_ne!(swapped, setup.service, "the member list was swapped");
+    setup.write_config("svc.zone", &format!("{swapped}{hook}"));
+    let (code, body) = setup.api.post("/reload", Some(TOKEN));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(setup.server.addresses(WWW), [setup.s]);
+    wait_until("the webhook delivery", Duration::from_secs(10), || {
+        !receiver.bodies().is_empty()
+    });
+    let event: serde_json::Value = serde_json::from_str(&receiver.bodies()[0]).expect("json");
+    assert_eq!(event["reason"], "config reloaded");
+    assert_eq!(event["to"], serde_json::json!([setup.s.to_string()]));
+    assert_eq!(
+        event["serial"].as_u64(),
+        Some(u64::from(setup.server.serial()))
+    );
+}

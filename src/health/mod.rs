@@ -356,7 +356,8 @@ impl Monitor {
         });
         self.plan = plan;
 
-        let mut changed_zones = vec![false; self.plan.zones.len()];
+        // Services whose answer the reload changed, with what they answered before.
+        let mut changed: Vec<(usize, &[Selection; 2])> = Vec::new();
         let mut answers = Vec::with_capacity(self.plan.services.len());
         for s in 0..self.plan.services.len() {
             let key = LowerName::new(&self.plan.services[s].name);
@@ -365,8 +366,7 @@ impl Monitor {
             if let Some(old) = old
                 && *old != new
             {
-                changed_zones[self.plan.services[s].zone] = true;
-                self.answer_changed(s, old, &new, "config reloaded");
+                changed.push((s, old));
             }
             answers.push(new);
         }
@@ -387,13 +387,21 @@ impl Monitor {
                 };
                 let current = later_serial(old, file_serial);
                 let edited = digest != zone.digest;
-                if current == old && (edited || changed_zones[z]) {
+                let answers_changed = changed
+                    .iter()
+                    .any(|(s, _)| self.plan.services[*s].zone == z);
+                if current == old && (edited || answers_changed) {
                     next_serial(old, clock)
                 } else {
                     current
                 }
             })
             .collect();
+        // Reported once the serials are set, so events carry the serial that goes with them.
+        for (s, old) in changed {
+            let new = self.answers[s].clone();
+            self.answer_changed(s, old, &new, "config reloaded");
+        }
         self.metrics.zone_serial.clear();
         for (zone, serial) in self.plan.zones.iter().zip(&self.serials) {
             self.set_serial_metric(&zone.origin, *serial);
