@@ -509,19 +509,20 @@ impl Monitor {
             service: service.name.to_string(),
         };
         self.metrics.failovers.get_or_create(&labels).inc();
-        log_answer_change(service, old, new, reason);
-        let Some(events) = &self.events else {
-            return;
-        };
-        if self.plan.webhooks.is_empty() {
-            return;
-        }
+        let events = self
+            .events
+            .as_ref()
+            .filter(|_| !self.plan.webhooks.is_empty());
         let hooks: Arc<[crate::config::WebhookPlan]> = self.plan.webhooks.clone().into();
         let serial = self.serials.get(service.zone).copied().unwrap_or_default();
         for (family, (old, new)) in ["A", "AAAA"].into_iter().zip(old.iter().zip(new)) {
             if old == new {
                 continue;
             }
+            log_answer_change(service, family, old, new, reason);
+            let Some(events) = events else {
+                continue;
+            };
             let event = AnswerChange {
                 event: "answer_changed",
                 service: service.name.to_string(),
@@ -816,28 +817,25 @@ impl Running {
     }
 }
 
+/// The one structured event for a change of what `family` of `service` answers.
 fn log_answer_change(
     service: &ServicePlan,
-    old: &[Selection; 2],
-    new: &[Selection; 2],
+    family: &str,
+    old: &Selection,
+    new: &Selection,
     reason: &str,
 ) {
-    for (family, (old, new)) in ["A", "AAAA"].iter().zip(old.iter().zip(new)) {
-        if old == new {
-            continue;
-        }
-        let list = |s: &Selection| {
-            s.addresses
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        if new.failing_open {
-            warn!(event = "answer_changed", service = %service.name, family, from = %list(old), to = %list(new), failing_open = true, reason, "every {family} member of {} is down; failing open and answering all of them", service.name);
-        } else {
-            info!(event = "answer_changed", service = %service.name, family, from = %list(old), to = %list(new), failing_open = false, reason, "{} {family} answer changed from {} to {}", service.name, list(old), list(new));
-        }
+    let list = |s: &Selection| {
+        s.addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    if new.failing_open {
+        warn!(event = "answer_changed", service = %service.name, family, from = %list(old), to = %list(new), failing_open = true, reason, "every {family} member of {} is down; failing open and answering all of them", service.name);
+    } else {
+        info!(event = "answer_changed", service = %service.name, family, from = %list(old), to = %list(new), failing_open = false, reason, "{} {family} answer changed from {} to {}", service.name, list(old), list(new));
     }
 }
 
