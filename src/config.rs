@@ -90,6 +90,15 @@ pub enum Policy {
     Failover,
 }
 
+impl Policy {
+    /// The name the config and `/status` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Failover => "failover",
+        }
+    }
+}
+
 /// A health check applied to every member of a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckPlan {

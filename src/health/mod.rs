@@ -648,7 +648,7 @@ impl Monitor {
                 let key = LowerName::new(&service.name);
                 ServiceStatus {
                     name: service.name.to_string(),
-                    policy: "failover".to_string(),
+                    policy: service.policy.as_str().to_string(),
                     ttl: service.ttl,
                     answering: v4.addresses.iter().chain(&v6.addresses).copied().collect(),
                     failing_open: v4.failing_open || v6.failing_open,
