@@ -78,13 +78,7 @@ fn main() -> ExitCode {
     if let Command::Status { api } | Command::Drain { api, .. } | Command::Undrain { api, .. } =
         &command
     {
-        return match runtime().and_then(|rt| rt.block_on(client(&command, api, &cli.config))) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("error: {error:#}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit_code(runtime().and_then(|rt| rt.block_on(client(&command, api, &cli.config))));
     }
     let plan = match failover_dns::config::load(&cli.config) {
         Ok(plan) => plan,
@@ -95,6 +89,11 @@ fn main() -> ExitCode {
     };
     match command {
         Command::Check => {
+            // A start also reads the overrides; a damaged state file would stop it.
+            if let Err(error) = failover_dns::health::admin::load(&plan.server.state_file) {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
             println!(
                 "{}: ok ({} zones, {} services)",
                 cli.config.display(),
@@ -103,13 +102,18 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        _ => match runtime().and_then(|rt| rt.block_on(failover_dns::run(plan))) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("error: {error:#}");
-                ExitCode::FAILURE
-            }
-        },
+        _ => exit_code(runtime().and_then(|rt| rt.block_on(failover_dns::run(plan)))),
+    }
+}
+
+/// Success, or the error on stderr and exit status 1.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

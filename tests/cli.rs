@@ -97,3 +97,27 @@ fn run_fails_clearly_when_the_address_is_taken() {
         "{stderr}"
     );
 }
+
+#[test]
+fn damaged_state_file_is_rejected_with_file_and_line_by_check_and_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("svc.zone"), ZONE).expect("zone");
+    fs::write(
+        dir.path().join("good.toml"),
+        config("127.0.0.1:5300", "svc.zone", SERVICE),
+    )
+    .expect("config");
+    fs::write(
+        dir.path().join("failover-dns.state.json"),
+        "{\n  \"overrides\": [\n    {\"service\": 1}\n  ]\n}\n",
+    )
+    .expect("state file");
+    for command in ["check", "run"] {
+        let (status, stderr) = run_binary(&[command, "--config", "good.toml"], dir.path());
+        assert_eq!(status.code(), Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains("failover-dns.state.json:3: invalid state file"),
+            "{command}: {stderr}"
+        );
+    }
+}
