@@ -763,33 +763,35 @@ impl Running {
                 keep.insert(key, (service.check.clone(), member));
             }
         }
-        let old_probes: Vec<u64> = self.handles.keys().copied().collect();
         let overrides = monitor.overrides.len();
         monitor.install(plan, &mut keep);
         if monitor.overrides.len() != overrides {
             // Logged inside; the running overrides are right either way.
             let _ = monitor.save_overrides();
         }
-        let wanted: Vec<(u64, usize, usize)> = monitor.probe_ids().collect();
         let mut summary = ReloadSummary {
             zones: monitor.plan.zones.len(),
             services: monitor.plan.services.len(),
             ..ReloadSummary::default()
         };
-        for (id, s, m) in &wanted {
-            if old_probes.contains(id) {
+        // Probes of members no longer in the plan stop; kept members keep theirs (their id is
+        // in the new index too); the rest get new ones. Hash lookups: 20,000 members reload
+        // without a quadratic scan.
+        self.handles.retain(|id, handle| {
+            let kept = monitor.probe_index.contains_key(id);
+            if !kept {
+                handle.abort();
+                summary.members_stopped += 1;
+            }
+            kept
+        });
+        let wanted: Vec<(u64, usize, usize)> = monitor.probe_ids().collect();
+        for (id, s, m) in wanted {
+            if self.handles.contains_key(&id) {
                 summary.members_kept += 1;
             } else {
                 summary.members_started += 1;
-                self.spawn_probe(*id, *s, *m);
-            }
-        }
-        for id in old_probes {
-            if !wanted.iter().any(|(w, _, _)| *w == id)
-                && let Some(handle) = self.handles.remove(&id)
-            {
-                handle.abort();
-                summary.members_stopped += 1;
+                self.spawn_probe(id, s, m);
             }
         }
         self.publish();
