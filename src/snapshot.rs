@@ -41,8 +41,9 @@ pub struct ZoneSnapshot {
     pub soa: Record,
     /// The SOA as negative answers carry it: TTL min(SOA TTL, MINIMUM) (RFC 2308 §3).
     pub negative_soa: Record,
-    /// The current answers of each service name in this zone.
-    pub services: HashMap<LowerName, ServiceRecords>,
+    /// The current answers of each service name in this zone, shared with the snapshots
+    /// before and after as long as they do not change: a failover re-renders one service.
+    pub services: HashMap<LowerName, Arc<ServiceRecords>>,
 }
 
 /// The records a service name answers now.
@@ -56,9 +57,15 @@ pub struct ServiceRecords {
 
 impl ServiceRecords {
     /// Renders `addresses` as A/AAAA records for `name` with `ttl`.
-    pub fn new(name: &Name, ttl: u32, addresses: impl IntoIterator<Item = IpAddr>) -> Self {
-        let mut records = Self::default();
-        for addr in addresses {
+    pub fn new(name: &Name, ttl: u32, addresses: &[IpAddr]) -> Self {
+        // Sized exactly: a hickory Record is large, and 10,000 services' worth of growth
+        // headroom was most of the server's memory.
+        let v4 = addresses.iter().filter(|a| a.is_ipv4()).count();
+        let mut records = Self {
+            a: Vec::with_capacity(v4),
+            aaaa: Vec::with_capacity(addresses.len() - v4),
+        };
+        for &addr in addresses {
             match addr {
                 IpAddr::V4(v4) => {
                     records
@@ -81,7 +88,7 @@ impl ZoneSnapshot {
     pub fn new(
         data: Arc<StaticZone>,
         serial: u32,
-        services: HashMap<LowerName, ServiceRecords>,
+        services: HashMap<LowerName, Arc<ServiceRecords>>,
     ) -> Self {
         let mut soa = data.soa.clone();
         let mut negative_ttl = soa.ttl;

@@ -397,8 +397,8 @@ mod tests {
         let mut zone = crate::zone::load(&path, &origin).expect("zone loads");
         let www = Name::from_ascii("www.svc.example.test.").expect("name");
         zone.add_name(&LowerName::new(&www));
-        let records = ServiceRecords::new(&www, 5, ["127.0.0.11".parse().expect("ip")]);
-        let services = HashMap::from([(LowerName::new(&www), records)]);
+        let records = ServiceRecords::new(&www, 5, &["127.0.0.11".parse().expect("ip")]);
+        let services = HashMap::from([(LowerName::new(&www), Arc::new(records))]);
         Snapshot {
             zones: vec![ZoneSnapshot::new(Arc::new(zone), 1000, services)],
             server: Arc::new(crate::snapshot::ServerStrings {

@@ -85,6 +85,9 @@ pub struct Monitor {
     members: Vec<Vec<Member>>,
     /// `answers[service]`: the IPv4 selection, then the IPv6 one.
     answers: Vec<[Selection; 2]>,
+    /// `records[service]`: `answers[service]` rendered, shared by every snapshot until the
+    /// answer changes.
+    records: Vec<Arc<ServiceRecords>>,
     /// Current SOA serial per zone.
     serials: Vec<u32>,
     /// The CHAOS strings every snapshot carries.
@@ -212,6 +215,7 @@ impl Monitor {
             serials: Vec::new(),
             members: Vec::new(),
             answers: Vec::new(),
+            records: Vec::new(),
             overrides: HashMap::new(),
             metrics,
             events,
@@ -235,12 +239,10 @@ impl Monitor {
 
     /// The snapshot of the current answers.
     pub fn snapshot(&self) -> Snapshot {
-        let mut services: Vec<HashMap<LowerName, ServiceRecords>> =
+        let mut services: Vec<HashMap<LowerName, Arc<ServiceRecords>>> =
             vec![HashMap::new(); self.plan.zones.len()];
-        for (service, [v4, v6]) in self.plan.services.iter().zip(&self.answers) {
-            let addresses = v4.addresses.iter().chain(&v6.addresses).copied();
-            let records = ServiceRecords::new(&service.name, service.ttl, addresses);
-            services[service.zone].insert(LowerName::new(&service.name), records);
+        for (service, records) in self.plan.services.iter().zip(&self.records) {
+            services[service.zone].insert(LowerName::new(&service.name), Arc::clone(records));
         }
         let zones = self
             .plan
@@ -371,6 +373,7 @@ impl Monitor {
             answers.push(new);
         }
         self.answers = answers;
+        self.records = (0..self.answers.len()).map(|s| self.render(s)).collect();
 
         // A zone with services changes while it runs, so its serial must not go back across
         // a restart or reload; a zone without any is the file's, serial included.
@@ -494,12 +497,21 @@ impl Monitor {
         if old == self.answers[s] {
             return false;
         }
+        self.records[s] = self.render(s);
         let zone = self.plan.services[s].zone;
         self.serials[zone] = next_serial(self.serials[zone], unix_now());
         self.set_serial_metric(&self.plan.zones[zone].origin, self.serials[zone]);
         let new = self.answers[s].clone();
         self.answer_changed(s, &old, &new, reason);
         true
+    }
+
+    /// Service `s`'s current answer as the records the query path serves.
+    fn render(&self, s: usize) -> Arc<ServiceRecords> {
+        let service = &self.plan.services[s];
+        let [v4, v6] = &self.answers[s];
+        let addresses: Vec<IpAddr> = v4.addresses.iter().chain(&v6.addresses).copied().collect();
+        Arc::new(ServiceRecords::new(&service.name, service.ttl, &addresses))
     }
 
     /// Logs, counts and sends to webhooks one change of a service's answer.
