@@ -2,11 +2,20 @@
 //! rendered in the text exposition format by `GET /metrics`.
 //!
 //! Every update is a lock-free atomic add once its label set exists; label sets on the query
-//! path are `&'static str`, so counting a query never allocates.
+//! path are `&'static str`, so counting a query never allocates. Per-member series live in a
+//! [`MemberTable`] that the check plane replaces on reload and that is rendered at scrape time.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
@@ -20,28 +29,6 @@ pub struct QueryLabels {
     pub qtype: &'static str,
     /// `udp` or `tcp`.
     pub transport: &'static str,
-}
-
-/// Labels of a check count.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CheckLabels {
-    /// Service name.
-    pub service: String,
-    /// Member address.
-    pub member: String,
-    /// `ok` or `fail`.
-    pub result: &'static str,
-}
-
-/// Labels of a member state gauge: one series per state, 1 for the current one.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MemberLabels {
-    /// Service name.
-    pub service: String,
-    /// Member address.
-    pub member: String,
-    /// `up`, `down` or `unknown`.
-    pub state: &'static str,
 }
 
 /// Labels naming a service.
@@ -72,12 +59,10 @@ pub struct Metrics {
     pub queries: Family<QueryLabels, Counter>,
     /// Time from a request's decoding to its response being handed to the socket.
     pub response_seconds: Histogram,
-    /// Health checks run, by service, member and result.
-    pub checks: Family<CheckLabels, Counter>,
+    /// Per-member check counts and states: `checks_total` and `member_state`.
+    pub members: Arc<MemberTable>,
     /// Time a check took (successful ones; failures are often timeouts).
     pub check_seconds: Histogram,
-    /// Member state, one-hot over `up`/`down`/`unknown`.
-    pub member_state: Family<MemberLabels, Gauge>,
     /// Times a service's answer changed: failovers, failbacks, overrides, reloads.
     pub failovers: Family<ServiceLabels, Counter>,
     /// Config reloads, by result.
@@ -101,20 +86,14 @@ impl Metrics {
             "Time to answer a DNS query, from decoding to sending",
             response_seconds.clone(),
         );
-        let checks = Family::default();
-        registry.register("checks", "Health checks run", checks.clone());
+        let members = Arc::new(MemberTable::default());
+        registry.register_collector(Box::new(Arc::clone(&members)));
         // 100 µs to about 26 s.
         let check_seconds = Histogram::new(exponential_buckets(0.000_1, 4.0, 10));
         registry.register(
             "check_seconds",
             "Time a successful health check took",
             check_seconds.clone(),
-        );
-        let member_state = Family::default();
-        registry.register(
-            "member_state",
-            "Member health state (1 for the current state)",
-            member_state.clone(),
         );
         let failovers = Family::default();
         registry.register(
@@ -140,9 +119,8 @@ impl Metrics {
             registry,
             queries,
             response_seconds,
-            checks,
+            members,
             check_seconds,
-            member_state,
             failovers,
             reloads,
             zone_serial,
@@ -162,5 +140,104 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// One member's counters, shared by the check plane (which updates them) and the
+/// [`MemberTable`] (which renders them). A member kept across a reload keeps its counters.
+#[derive(Debug, Default)]
+pub struct MemberCounters {
+    /// Successful checks.
+    pub ok: AtomicU64,
+    /// Failed checks.
+    pub fail: AtomicU64,
+    /// Current state, as an index into [`STATES`].
+    pub state: AtomicU8,
+}
+
+impl MemberCounters {
+    /// Counts one check.
+    pub fn count_check(&self, ok: bool) {
+        let counter = if ok { &self.ok } else { &self.fail };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the member's state; `state` is the index of its name in [`STATES`].
+    pub fn set_state(&self, state: usize) {
+        self.state
+            .store(u8::try_from(state).unwrap_or(u8::MAX), Ordering::Relaxed);
+    }
+}
+
+/// The state names `member_state` is one-hot over, in [`MemberCounters::state`]'s order.
+pub const STATES: [&str; 3] = ["unknown", "up", "down"];
+
+/// One row of the table: which member the counters belong to.
+#[derive(Debug)]
+pub struct MemberSeries {
+    /// Service name as configured.
+    pub service: Arc<str>,
+    /// Member address.
+    pub member: IpAddr,
+    /// Its counters.
+    pub counters: Arc<MemberCounters>,
+}
+
+/// Every configured member's series, rendered at scrape time.
+///
+/// Written by hand on top of prometheus-client's `Collector` because its `Family` keeps a hash
+/// map entry with owned label strings per series: five series per member came to about 20 MB
+/// at 20,000 members, and series of members removed by a reload stayed forever. Here a member
+/// costs one small row, and replacing the table on reload drops removed members' series.
+#[derive(Debug, Default)]
+pub struct MemberTable {
+    rows: ArcSwap<Vec<MemberSeries>>,
+}
+
+impl MemberTable {
+    /// Makes `rows` the members exported from now on.
+    pub fn replace(&self, rows: Vec<MemberSeries>) {
+        self.rows.store(Arc::new(rows));
+    }
+}
+
+impl Collector for MemberTable {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let rows = self.rows.load();
+        let members: Vec<String> = rows.iter().map(|row| row.member.to_string()).collect();
+        let zero = ConstCounter::new(0u64);
+        let mut family =
+            encoder.encode_descriptor("checks", "Health checks run", None, zero.metric_type())?;
+        for (row, member) in rows.iter().zip(&members) {
+            for (result, counter) in [("ok", &row.counters.ok), ("fail", &row.counters.fail)] {
+                let labels = [
+                    ("service", &*row.service),
+                    ("member", member.as_str()),
+                    ("result", result),
+                ];
+                let value = ConstCounter::new(counter.load(Ordering::Relaxed));
+                value.encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let zero = ConstGauge::new(0i64);
+        let mut family = encoder.encode_descriptor(
+            "member_state",
+            "Member health state (1 for the current state)",
+            None,
+            zero.metric_type(),
+        )?;
+        for (row, member) in rows.iter().zip(&members) {
+            let current = usize::from(row.counters.state.load(Ordering::Relaxed));
+            for (index, state) in STATES.into_iter().enumerate() {
+                let labels = [
+                    ("service", &*row.service),
+                    ("member", member.as_str()),
+                    ("state", state),
+                ];
+                let value = ConstGauge::new(i64::from(index == current));
+                value.encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -365,6 +365,23 @@ fn reload_applies_a_good_config_keeps_health_and_rejects_a_bad_one() {
         metrics.contains(r#"failover_dns_config_reloads_total{result="error"} 1"#),
         "{metrics}"
     );
+    // Member series follow the config: the dropped standby's are gone, the new member's
+    // are there, and the kept primary's counts carry on.
+    let dropped = format!("member=\"{}\"", setup.s);
+    assert!(!metrics.contains(&dropped), "{metrics}");
+    let added =
+        format!(r#"failover_dns_member_state{{service="{WWW}",member="{extra}",state="unknown"}}"#);
+    assert!(metrics.contains(&added), "{metrics}");
+    let primary_ok = format!(
+        r#"failover_dns_checks_total{{service="{WWW}",member="{}",result="ok"}} "#,
+        setup.p
+    );
+    let count = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&primary_ok))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_default();
+    assert!(count >= 2, "the primary's checks since start: {metrics}");
 }
 
 #[test]

@@ -22,7 +22,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tracing::{error, info, warn};
 
 use crate::config::{CheckPlan, Plan, ServicePlan};
-use crate::metrics::{CheckLabels, MemberLabels, Metrics, ServiceLabels, ZoneLabels};
+use crate::metrics::{MemberCounters, MemberSeries, Metrics, ServiceLabels, ZoneLabels};
 use crate::notify::{AnswerChange, Delivery};
 use crate::policy::{self, Selection};
 use crate::snapshot::{
@@ -31,7 +31,6 @@ use crate::snapshot::{
 use crate::status::{CheckStatus, MemberStatus, ServiceStatus, Status};
 use admin::{AdminOverride, SavedOverride};
 use probe::Probe;
-use prometheus_client::metrics::counter::Counter;
 use state::{MemberHealth, Outcome, State};
 
 /// One probe result, addressed to the probe task that produced it.
@@ -50,9 +49,8 @@ struct Member {
     probe: u64,
     health: MemberHealth,
     last_check: Option<LastCheck>,
-    /// This member's `checks_total` counters, `[ok, fail]`, looked up once: a report then
-    /// costs an atomic add, not two strings and a hash.
-    checks: [Counter; 2],
+    /// This member's check counts and state as exported to Prometheus.
+    counters: Arc<MemberCounters>,
 }
 
 /// The most recent finished check, as cheap to keep as possible (formatted on `status`).
@@ -322,20 +320,12 @@ impl Monitor {
                         Some((check, member)) if check == service.check => member,
                         _ => {
                             self.next_probe += 1;
-                            let counter = |result| {
-                                let labels = CheckLabels {
-                                    service: service.name.to_string(),
-                                    member: addr.to_string(),
-                                    result,
-                                };
-                                self.metrics.checks.get_or_create(&labels).clone()
-                            };
                             Member {
                                 addr: *addr,
                                 probe: self.next_probe,
                                 health: MemberHealth::new(now),
                                 last_check: None,
-                                checks: [counter("ok"), counter("fail")],
+                                counters: Arc::default(),
                             }
                         }
                     })
@@ -409,12 +399,19 @@ impl Monitor {
         for (zone, serial) in self.plan.zones.iter().zip(&self.serials) {
             self.set_serial_metric(&zone.origin, *serial);
         }
-        self.metrics.member_state.clear();
-        for s in 0..self.plan.services.len() {
-            for m in 0..self.members[s].len() {
-                self.set_state_metric(s, m);
+        let mut rows = Vec::with_capacity(self.members.iter().map(Vec::len).sum());
+        for (service, members) in self.plan.services.iter().zip(&self.members) {
+            let name: Arc<str> = service.name.to_string().into();
+            for member in members {
+                member.counters.set_state(member.health.state.index());
+                rows.push(MemberSeries {
+                    service: Arc::clone(&name),
+                    member: member.addr,
+                    counters: Arc::clone(&member.counters),
+                });
             }
         }
+        self.metrics.members.replace(rows);
         self.probe_index = self.probe_ids().map(|(id, s, m)| (id, (s, m))).collect();
     }
 
@@ -428,20 +425,6 @@ impl Monitor {
             .set(i64::from(serial));
     }
 
-    fn set_state_metric(&self, s: usize, m: usize) {
-        let service = self.plan.services[s].name.to_string();
-        let member = &self.members[s][m];
-        for state in [State::Up, State::Down, State::Unknown] {
-            let labels = MemberLabels {
-                service: service.clone(),
-                member: member.addr.to_string(),
-                state: state.as_str(),
-            };
-            let value = i64::from(member.health.state == state);
-            self.metrics.member_state.get_or_create(&labels).set(value);
-        }
-    }
-
     /// Where the probe with `id` reports: its service and member index.
     fn locate(&self, id: u64) -> Option<(usize, usize)> {
         self.probe_index.get(&id).copied()
@@ -453,7 +436,7 @@ impl Monitor {
         let service = &self.plan.services[s];
         let member = &mut self.members[s][m];
         let ok = report.outcome.is_ok();
-        member.checks[usize::from(!ok)].inc();
+        member.counters.count_check(ok);
         if ok {
             self.metrics
                 .check_seconds
@@ -485,7 +468,7 @@ impl Monitor {
             transition.to,
             transition.reason,
         );
-        self.set_state_metric(s, m);
+        member.counters.set_state(transition.to.index());
         let reason = format!("member {addr} is {}: {}", transition.to, transition.reason);
         self.reselect(s, &reason)
     }

@@ -26,6 +26,16 @@ impl State {
 }
 
 impl State {
+    /// Its position in [`crate::metrics::STATES`], which the `member_state` metric is one-hot
+    /// over.
+    pub fn index(self) -> usize {
+        match self {
+            State::Unknown => 0,
+            State::Up => 1,
+            State::Down => 2,
+        }
+    }
+
     /// The lower-case name operators see in logs, status and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -129,6 +139,13 @@ mod tests {
     use super::*;
 
     const OK: Outcome = Ok(Duration::from_millis(1));
+
+    #[test]
+    fn index_names_the_state_in_the_metric() {
+        for state in [State::Unknown, State::Up, State::Down] {
+            assert_eq!(crate::metrics::STATES[state.index()], state.as_str());
+        }
+    }
 
     fn fail() -> Outcome {
         Err("connection refused".to_string())
