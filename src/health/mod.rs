@@ -1,13 +1,14 @@
 //! The check plane: schedules probes, runs member state machines and policies, and publishes
 //! a new snapshot whenever a service's answer changes.
 //!
-//! Every member is probed by its own task, so a slow backend delays nobody else. Results and
-//! operator commands (status, overrides, reload) flow over channels to one [`Monitor`] task,
-//! the only owner of health state: no locks. The query path only ever sees the snapshots it
+//! One task owns all health state, with no locks: it runs every probe from a [`Schedule`]
+//! (each check bounded by its own timeout, so a slow backend delays nobody else), applies
+//! their results, and takes operator commands (status, overrides, reload) over a channel. The query path only ever sees the snapshots it
 //! publishes, and nothing here ever waits on the query path.
 
 pub mod admin;
 pub mod probe;
+pub mod schedule;
 pub mod state;
 
 use std::collections::HashMap;
@@ -18,7 +19,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hickory_proto::rr::{LowerName, Name};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::{AbortHandle, JoinSet};
 use tracing::{error, info, warn};
 
 use crate::config::{CheckPlan, Plan, ServicePlan};
@@ -31,16 +31,8 @@ use crate::snapshot::{
 use crate::status::{CheckStatus, MemberStatus, ServiceStatus, Status};
 use admin::{AdminOverride, SavedOverride};
 use probe::Probe;
-use state::{MemberHealth, Outcome, State};
-
-/// One probe result, addressed to the probe task that produced it.
-#[derive(Debug)]
-struct Report {
-    probe: u64,
-    outcome: Outcome,
-    took: Duration,
-    at: Instant,
-}
+use schedule::{Report, Schedule};
+use state::{MemberHealth, State};
 
 /// A member of a configured service, with its health and its probe task's id.
 #[derive(Debug)]
@@ -258,23 +250,20 @@ impl Monitor {
         }
     }
 
-    /// Starts a probe task per member and the task that applies their results and commands,
-    /// publishing into `cell`. Dropping the returned [`Checks`] stops all of them.
+    /// Starts the task that probes every member, applies the results and commands, and
+    /// publishes into `cell`. Dropping the returned [`Checks`] stops it.
     pub fn start(self, cell: SnapshotCell) -> (Control, Checks) {
-        let (reports, inbox) = mpsc::channel(1024);
         let (commands, command_inbox) = mpsc::channel(64);
         let mut running = Running {
             monitor: self,
-            probes: JoinSet::new(),
-            handles: HashMap::new(),
-            reports,
+            schedule: Schedule::default(),
             cell,
         };
         let wanted: Vec<(u64, usize, usize)> = running.monitor.probe_ids().collect();
         for (id, s, m) in wanted {
-            running.spawn_probe(id, s, m);
+            running.schedule_probe(id, s, m);
         }
-        let task = tokio::spawn(running.run(inbox, command_inbox));
+        let task = tokio::spawn(running.run(command_inbox));
         (Control { commands }, Checks { task })
     }
 
@@ -669,30 +658,24 @@ impl Monitor {
 /// Most reports applied before a snapshot is published.
 const REPORT_BATCH: usize = 4096;
 
-/// The monitor task's state: the monitor plus the probe tasks it runs.
+/// The monitor task's state: the monitor plus the probes it runs.
 struct Running {
     monitor: Monitor,
-    probes: JoinSet<()>,
-    handles: HashMap<u64, AbortHandle>,
-    reports: mpsc::Sender<Report>,
+    schedule: Schedule,
     cell: SnapshotCell,
 }
 
 impl Running {
-    async fn run(
-        mut self,
-        mut inbox: mpsc::Receiver<Report>,
-        mut commands: mpsc::Receiver<Command>,
-    ) {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut batch = Vec::with_capacity(REPORT_BATCH);
         loop {
             tokio::select! {
-                Some(report) = inbox.recv() => {
-                    // Apply what else is already waiting too, then publish once: when many
-                    // members change together (start-up, a switch dying) one snapshot is
-                    // built, not one per member.
-                    let mut changed = self.apply(report);
-                    for _ in 0..REPORT_BATCH {
-                        let Ok(report) = inbox.try_recv() else { break };
+                () = self.schedule.next(&mut batch, REPORT_BATCH) => {
+                    // Every check that has finished is applied, then one snapshot is
+                    // published: when many members change together (start-up, a switch
+                    // dying) one snapshot is built, not one per member.
+                    let mut changed = false;
+                    for report in batch.drain(..) {
                         changed |= self.apply(report);
                     }
                     if changed {
@@ -772,40 +755,29 @@ impl Running {
         // Probes of members no longer in the plan stop; kept members keep theirs (their id is
         // in the new index too); the rest get new ones. Hash lookups: 20,000 members reload
         // without a quadratic scan.
-        self.handles.retain(|id, handle| {
-            let kept = monitor.probe_index.contains_key(id);
-            if !kept {
-                handle.abort();
-                summary.members_stopped += 1;
-            }
-            kept
-        });
+        summary.members_stopped = self
+            .schedule
+            .retain(|id| monitor.probe_index.contains_key(&id));
         let wanted: Vec<(u64, usize, usize)> = monitor.probe_ids().collect();
         for (id, s, m) in wanted {
-            if self.handles.contains_key(&id) {
+            if self.schedule.contains(id) {
                 summary.members_kept += 1;
             } else {
                 summary.members_started += 1;
-                self.spawn_probe(id, s, m);
+                self.schedule_probe(id, s, m);
             }
         }
         self.publish();
         summary
     }
 
-    fn spawn_probe(&mut self, id: u64, s: usize, m: usize) {
+    fn schedule_probe(&mut self, id: u64, s: usize, m: usize) {
         let service = &self.monitor.plan.services[s];
         let addr = self.monitor.members[s][m].addr;
         match Probe::new(&service.check, addr) {
             Ok(probe) => {
-                let handle = self.probes.spawn(probe_loop(
-                    probe,
-                    id,
-                    service.check.interval,
-                    service.check.timeout,
-                    self.reports.clone(),
-                ));
-                self.handles.insert(id, handle);
+                let check = &service.check;
+                self.schedule.add(id, probe, check.interval, check.timeout);
             }
             Err(e) => {
                 error!(service = %service.name, member = %addr, error = %e, "cannot check member; it stays unknown")
@@ -844,40 +816,6 @@ pub struct Checks {
 impl Drop for Checks {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-/// Checks one member forever: first within a tenth of an interval of start-up, then every
-/// interval with ±5% jitter so that many members configured alike do not probe in lockstep.
-async fn probe_loop(
-    probe: Probe,
-    id: u64,
-    interval: Duration,
-    timeout: Duration,
-    reports: mpsc::Sender<Report>,
-) {
-    let mut next = tokio::time::Instant::now() + interval.mul_f64(rand::random_range(0.0..0.1));
-    loop {
-        tokio::time::sleep_until(next).await;
-        let started = tokio::time::Instant::now();
-        let outcome = match tokio::time::timeout(timeout, probe.run()).await {
-            Ok(Ok(())) => Ok(started.elapsed()),
-            Ok(Err(reason)) => Err(reason),
-            Err(_) => Err(format!(
-                "timeout after {}",
-                humantime::format_duration(timeout)
-            )),
-        };
-        let report = Report {
-            probe: id,
-            outcome,
-            took: started.elapsed(),
-            at: Instant::now(),
-        };
-        if reports.send(report).await.is_err() {
-            return;
-        }
-        next = started + interval.mul_f64(rand::random_range(0.95..1.05));
     }
 }
 
