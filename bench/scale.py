@@ -3,7 +3,8 @@
 
 Members are loopback addresses on a closed port (connections refused at once), except the
 first service's two, which get real listeners. The server runs pinned to CPU 0. Prints:
-the server's CPU (share of one core) and RSS with only checks running; then the time from
+the server's CPU (share of one core) and RSS with only checks running; the kernel's own cost
+of the same connects done in a tight loop (the floor any TCP check pays); then the time from
 killing the first service's primary to its answer changing, without DNS load and with
 dnsperf sending `rate` queries/s from CPU 1 (needs dnsperf). Loopback only; loops bounded.
 
@@ -81,6 +82,24 @@ class Listener:
         self.socket.close()
 
 
+def connect_floor(members, count=100000):
+    """Kernel CPU of the bare minimum a TCP check does (socket, non-blocking connect to a
+    closed loopback port, close), in µs per check, measured in a tight loop on CPU 0. On
+    loopback the kernel also does the member's side (the RST) in the caller's time."""
+    affinity = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})
+    try:
+        before = os.times()
+        for i in range(count):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex((member(i % members), CLOSED_PORT))
+            s.close()
+        return (os.times().system - before.system) / count * 1e6
+    finally:
+        os.sched_setaffinity(0, affinity)
+
+
 def failover_times(name, kills):
     times = []
     for _ in range(kills):
@@ -132,6 +151,9 @@ def main():
             share = (cpu_seconds(server.pid) - before) / (time.monotonic() - started)
             print(f"{services} services, {2 * services} members, tcp checks every 1s")
             print(f"checks only: {100 * share:.1f}% of one core, RSS {rss_mb(server.pid):.1f} MB")
+            floor = connect_floor(2 * services)
+            print(f"kernel floor (socket+connect+close in a loop): {floor:.1f} µs per check = "
+                  f"{floor * 2 * services / 1e4:.1f}% of one core at {2 * services} checks/s")
 
             idle = failover_times("svc0.scale.test.", KILLS)
             print(f"failover without DNS load: median {1000 * statistics.median(idle):.0f} ms, "
