@@ -43,6 +43,10 @@ pub struct StaticZone {
     pub names: HashSet<LowerName>,
     /// Names below the apex that carry NS records: the delegation points (zone cuts).
     pub cuts: HashSet<LowerName>,
+    /// Each name that has a wildcard child, with that child (`name` -> `*.name`): a name
+    /// that does not exist needs the wildcard only when its closest encloser is one of them,
+    /// so NXDOMAIN costs no `*.` name built per query.
+    pub wildcards: HashMap<LowerName, LowerName>,
     /// A hash of the file's text, so a reload can tell an edited zone from an unchanged one.
     pub digest: u64,
 }
@@ -154,6 +158,7 @@ pub fn load(path: &Path, origin: &Name) -> Result<StaticZone, LoadError> {
         nodes: HashMap::new(),
         names: HashSet::new(),
         cuts: HashSet::new(),
+        wildcards: HashMap::new(),
         digest: {
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
             std::hash::Hash::hash(&text, &mut hasher);
@@ -163,6 +168,10 @@ pub fn load(path: &Path, origin: &Name) -> Result<StaticZone, LoadError> {
     for (key, set) in records {
         if key.record_type == RecordType::NS && key.name != origin_key {
             zone.cuts.insert(key.name.clone());
+        }
+        if key.name.is_wildcard() {
+            zone.wildcards
+                .insert(key.name.base_name(), key.name.clone());
         }
         zone.add_name(&key.name);
         zone.nodes.entry(key.name).or_default().rrsets.push(set);

@@ -175,6 +175,9 @@ impl<'s> Lookup<'s, '_> {
     /// The wildcard node that synthesises `name` (RFC 4592 §3.3.1): `*.` under the closest
     /// encloser, the nearest existing ancestor.
     fn wildcard_for(&self, name: &LowerName) -> Option<&'s Node> {
+        if self.zone.data.wildcards.is_empty() {
+            return None;
+        }
         let mut encloser = name.base_name();
         while !self.zone.data.names.contains(&encloser) {
             if encloser.num_labels() <= self.zone.data.origin_key.num_labels() {
@@ -182,8 +185,8 @@ impl<'s> Lookup<'s, '_> {
             }
             encloser = encloser.base_name();
         }
-        let wildcard = LowerName::new(&Name::from(&encloser).prepend_label("*").ok()?);
-        self.zone.data.nodes.get(&wildcard)
+        let wildcard = self.zone.data.wildcards.get(&encloser)?;
+        self.zone.data.nodes.get(wildcard)
     }
 
     /// Answers from the records at `name`; `synthesised` is the query name when `node` is a
@@ -371,7 +374,7 @@ impl<'s> Lookup<'s, '_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::HashMap;
     use std::sync::Arc;
 
@@ -389,7 +392,9 @@ mod tests {
         mail IN MX 10 www\nmail IN MX 20 www\nmail IN MX 30 mx.elsewhere.test.\n\
         _sip._tcp IN SRV 0 0 5060 static\n";
 
-    fn snapshot() -> Snapshot {
+    /// A snapshot of a small zone `svc.example.test.` with the service `www` (for tests of
+    /// the layers above the answer function too).
+    pub(crate) fn snapshot() -> Snapshot {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("z.zone");
         std::fs::write(&path, ZONE).expect("write");
