@@ -78,6 +78,15 @@ for i in range(100000):
     else: print(f"nx{random.randint(1, 100000)}.bench.test A")
 EOF
 
+# Random names, as in a random-subdomain flood: every query a new NXDOMAIN, so no answer can
+# be reused from a previous query.
+python3 - > "$WORK/random.txt" <<'EOF'
+import random
+random.seed(9)
+for i in range(100000):
+    print(f"r{random.getrandbits(40):x}.bench.test A")
+EOF
+
 cat > "$WORK/ours.toml" <<EOF
 [server]
 listen = ["$HOST:$PORT_OURS"]
@@ -199,11 +208,12 @@ rss_kb() {
     echo "$total"
 }
 
-# perf PORT [dnsperf args]: runs dnsperf on CPU 1; prints "completed qps avg_latency_s".
+# perf PORT [dnsperf args]: runs dnsperf on CPU 1 with the mix in $QUERIES (default: the
+# standard mix); prints "completed qps avg_latency_s".
 perf() {
     local port=$1
     shift
-    taskset -c 1 dnsperf -s "$HOST" -p "$port" -d "$WORK/queries.txt" -l "$SECONDS_PER_RUN" \
+    taskset -c 1 dnsperf -s "$HOST" -p "$port" -d "${QUERIES:-$WORK/queries.txt}" -l "$SECONDS_PER_RUN" \
         -c 20 -q 500 "$@" 2>&1 | awk '
         /Queries completed:/ {completed=$3}
         /Queries per second:/ {qps=$4}
@@ -224,7 +234,13 @@ measure() {
     after=$(cpu_ticks "$pid")
     local us_per_query
     us_per_query=$(python3 -c "print(f'{($after - $before) / $TICKS * 1e6 / max($completed, 1):.2f}')")
-    ROWS+=("$name $qps_max $us_per_query $qps $lat $(rss_kb "$pid")")
+    # The same rate of random names.
+    before=$(cpu_ticks "$pid")
+    read -r random_completed _ _ < <(QUERIES="$WORK/random.txt" perf "$port" -Q "$RATE")
+    after=$(cpu_ticks "$pid")
+    local us_random
+    us_random=$(python3 -c "print(f'{($after - $before) / $TICKS * 1e6 / max($random_completed, 1):.2f}')")
+    ROWS+=("$name $qps_max $us_per_query $qps $lat $(rss_kb "$pid") $us_random")
 }
 
 for server in ${SERVERS:-failover-dns knot nsd gdnsd}; do
@@ -243,12 +259,19 @@ done
 echo
 echo "$(date -u +%Y-%m-%d) $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "runs of ${SECONDS_PER_RUN}s; CPU per query measured at ${RATE} q/s; server on CPU 0, dnsperf on CPU 1"
-printf "%-13s %14s %14s %12s %14s %10s %12s\n" server "max q/s" "CPU µs/query" "vs best" "q/s at rate" "avg ms" "RSS MB"
-best=$(printf '%s\n' "${ROWS[@]}" | awk '$1 != "failover-dns" && $3 > 0 {print $3}' | sort -g | head -1)
-best=${best:-0}
+printf "%-13s %10s %13s %8s %12s %8s %8s %14s %8s\n" server "max q/s" "CPU µs/query" "vs best" \
+    "q/s at rate" "avg ms" "RSS MB" "µs/q random" "vs best"
+best() {
+    local best
+    best=$(printf '%s\n' "${ROWS[@]}" | awk -v col="$1" '$1 != "failover-dns" && $col > 0 {print $col}' | sort -g | head -1)
+    echo "${best:-0}"
+}
+best_mix=$(best 3)
+best_random=$(best 7)
+ratio() { python3 -c "print(f'{$1 / $2:.2f}x' if $2 else '-')"; }
 for row in "${ROWS[@]}"; do
-    read -r name qps_max us qps lat rss <<<"$row"
-    printf "%-13s %14.0f %14s %11.2fx %14.0f %10.3f %12.1f\n" "$name" "$qps_max" "$us" \
-        "$(python3 -c "print($us / $best if $best else 0)")" "$qps" "$(python3 -c "print($lat * 1000)")" \
-        "$(python3 -c "print($rss / 1024)")"
+    read -r name qps_max us qps lat rss us_random <<<"$row"
+    printf "%-13s %10.0f %13s %8s %12.0f %8.3f %8.1f %14s %8s\n" "$name" "$qps_max" "$us" \
+        "$(ratio "$us" "$best_mix")" "$qps" "$(python3 -c "print($lat * 1000)")" \
+        "$(python3 -c "print($rss / 1024)")" "$us_random" "$(ratio "$us_random" "$best_random")"
 done
