@@ -27,7 +27,7 @@ use socket2::{Domain, Protocol as SocketProtocol, Socket, Type};
 use tracing::debug;
 
 use super::cache::ResponseCache;
-use super::server::count_query;
+use super::server::QueryCounts;
 use crate::metrics::Metrics;
 use crate::snapshot::SnapshotCell;
 
@@ -114,6 +114,7 @@ fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &M
     let mut responses: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     let mut destinations: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
     let mut cache = ResponseCache::default();
+    let mut counts = QueryCounts::new("udp");
     while !stop.load(Ordering::Relaxed) {
         // Wait for one datagram, then take whatever else is already queued.
         received.clear();
@@ -154,7 +155,7 @@ fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &M
             let Some(answered) = cache.respond(&snapshot, request, source) else {
                 continue;
             };
-            count_query(metrics, answered.rcode, answered.qtype, "udp", started);
+            counts.count(metrics, answered.rcode, answered.qtype, started);
             responses.push(answered.bytes);
             destinations.push(Some(*address));
         }
