@@ -257,7 +257,10 @@ impl Monitor {
         let mut running = Running {
             monitor: self,
             schedule: Schedule::default(),
+            clients: probe::Clients::default(),
             cell,
+            published: tokio::time::Instant::now(),
+            unpublished: false,
         };
         let wanted: Vec<(u64, usize, usize)> = running.monitor.probe_ids().collect();
         for (id, s, m) in wanted {
@@ -655,35 +658,51 @@ impl Monitor {
     }
 }
 
-/// Most reports applied before a snapshot is published.
+/// Most reports applied at a time.
 const REPORT_BATCH: usize = 4096;
+
+/// Least time between two snapshots published for check results. A snapshot is rebuilt whole
+/// (about 5 ms at 10,000 services), so when many members change together (start-up, a switch
+/// dying) their changes are published together: the first change after a quiet spell is
+/// published at once, later ones wait at most this long.
+const PUBLISH_GAP: Duration = Duration::from_millis(10);
 
 /// The monitor task's state: the monitor plus the probes it runs.
 struct Running {
     monitor: Monitor,
     schedule: Schedule,
+    /// HTTP clients for new probes; started afresh on reload (running probes keep theirs).
+    clients: probe::Clients,
     cell: SnapshotCell,
+    /// When the last snapshot was published.
+    published: tokio::time::Instant,
+    /// Whether answers changed since then.
+    unpublished: bool,
 }
 
 impl Running {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut batch = Vec::with_capacity(REPORT_BATCH);
+        let publish_due = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(publish_due);
         loop {
             tokio::select! {
                 () = self.schedule.next(&mut batch, REPORT_BATCH) => {
-                    // Every check that has finished is applied, then one snapshot is
-                    // published: when many members change together (start-up, a switch
-                    // dying) one snapshot is built, not one per member.
                     let mut changed = false;
                     for report in batch.drain(..) {
                         changed |= self.apply(report);
                     }
-                    if changed {
-                        self.publish();
+                    if changed && !self.unpublished {
+                        self.unpublished = true;
+                        publish_due.as_mut().reset(self.published + PUBLISH_GAP);
                     }
                 }
+                () = &mut publish_due, if self.unpublished => {}
                 Some(command) = commands.recv() => self.command(command),
                 else => return,
+            }
+            if self.unpublished && tokio::time::Instant::now() >= self.published + PUBLISH_GAP {
+                self.publish();
             }
         }
     }
@@ -696,8 +715,10 @@ impl Running {
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         self.cell.store(Arc::new(self.monitor.snapshot()));
+        self.published = tokio::time::Instant::now();
+        self.unpublished = false;
     }
 
     fn command(&mut self, command: Command) {
@@ -759,6 +780,7 @@ impl Running {
             .schedule
             .retain(|id| monitor.probe_index.contains_key(&id));
         let wanted: Vec<(u64, usize, usize)> = monitor.probe_ids().collect();
+        self.clients = probe::Clients::default();
         for (id, s, m) in wanted {
             if self.schedule.contains(id) {
                 summary.members_kept += 1;
@@ -774,7 +796,7 @@ impl Running {
     fn schedule_probe(&mut self, id: u64, s: usize, m: usize) {
         let service = &self.monitor.plan.services[s];
         let addr = self.monitor.members[s][m].addr;
-        match Probe::new(&service.check, addr) {
+        match Probe::new(&service.check, addr, &mut self.clients) {
             Ok(probe) => {
                 let check = &service.check;
                 self.schedule.add(id, probe, check.interval, check.timeout);

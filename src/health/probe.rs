@@ -3,10 +3,13 @@
 //! A probe only reports what happened; the caller bounds it with the check's timeout, so a
 //! hung backend costs one task its timeout and nothing else.
 
+use std::collections::HashMap;
 use std::error::Error;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+
+use reqwest::header::{HOST, HeaderValue};
 
 use crate::config::{CheckKind, CheckPlan};
 
@@ -17,23 +20,52 @@ pub enum Probe {
     Tcp(SocketAddr),
     /// Healthy when `GET url` answers a status in `expect`.
     Http {
-        /// Client with redirects and connection reuse off, so every check is a fresh connection.
+        /// Client with redirects and connection reuse off, so every check is a fresh
+        /// connection; shared with other members' probes where their settings allow.
         client: reqwest::Client,
         /// The URL requested.
         url: String,
+        /// The `Host` header to send instead of the URL's authority (plain HTTP with `host`).
+        host: Option<HeaderValue>,
         /// Statuses that count as healthy.
         expect: RangeInclusive<u16>,
     },
 }
 
-impl Probe {
-    /// Prepares the check `check` of the member at `addr`.
-    pub fn new(check: &CheckPlan, addr: IpAddr) -> Result<Self, String> {
-        let target = SocketAddr::new(addr, check.port);
-        let http = match &check.kind {
-            CheckKind::Tcp => return Ok(Probe::Tcp(target)),
-            CheckKind::Http(http) => http,
-        };
+/// HTTP clients shared between probes. Building a client loads the system's trust store (about
+/// 35 kB and a few ms each), so 20,000 members with HTTP checks must not build 20,000 of them:
+/// every plain-HTTP check shares one client, every HTTPS check without `host` one per
+/// `tls_verify` setting. An HTTPS check with `host` needs its own, because the name it sends
+/// for TLS (SNI) must resolve to this member's address.
+#[derive(Debug, Default)]
+pub struct Clients {
+    built: HashMap<ClientKey, reqwest::Client>,
+}
+
+/// What makes two probes' clients differ.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    /// Whether certificates are verified (HTTPS only).
+    verify: Option<bool>,
+    /// The name resolved to the member's address, for SNI (HTTPS with `host` only).
+    resolve: Option<(String, SocketAddr)>,
+}
+
+impl Clients {
+    /// How many distinct clients have been built.
+    pub fn len(&self) -> usize {
+        self.built.len()
+    }
+
+    /// Whether none has been built.
+    pub fn is_empty(&self) -> bool {
+        self.built.is_empty()
+    }
+
+    fn get(&mut self, key: ClientKey) -> Result<reqwest::Client, String> {
+        if let Some(client) = self.built.get(&key) {
+            return Ok(client.clone());
+        }
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(0)
@@ -43,21 +75,62 @@ impl Probe {
                 env!("CARGO_PKG_VERSION"),
                 " health check"
             ))
-            .danger_accept_invalid_certs(!http.tls_verify);
-        let authority = match &http.host {
-            // Connect to the member's address but send its name, for Host and TLS SNI.
-            Some(host) => {
-                builder = builder.resolve(host, target);
-                format!("{host}:{}", check.port)
-            }
-            None => target.to_string(),
-        };
+            .danger_accept_invalid_certs(key.verify == Some(false));
+        if let Some((host, target)) = &key.resolve {
+            builder = builder.resolve(host, *target);
+        }
         let client = builder
             .build()
             .map_err(|e| format!("cannot build HTTP client: {}", root_cause(&e)))?;
+        self.built.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+impl Probe {
+    /// Prepares the check `check` of the member at `addr`, with a client from `clients`.
+    pub fn new(check: &CheckPlan, addr: IpAddr, clients: &mut Clients) -> Result<Self, String> {
+        let target = SocketAddr::new(addr, check.port);
+        let http = match &check.kind {
+            CheckKind::Tcp => return Ok(Probe::Tcp(target)),
+            CheckKind::Http(http) => http,
+        };
+        let tls = http.scheme == "https";
+        let default_port = if tls { 443 } else { 80 };
+        // The member's address and the configured name, as the URL would write them.
+        let named = http.host.as_ref().map(|host| match check.port {
+            port if port == default_port => host.clone(),
+            port => format!("{host}:{port}"),
+        });
+        let (key, url, host) = match (&http.host, named) {
+            (Some(host), Some(named)) if tls => {
+                // Connect to the member's address but send its name, for Host and SNI.
+                let key = ClientKey {
+                    verify: Some(http.tls_verify),
+                    resolve: Some((host.clone(), target)),
+                };
+                (key, format!("https://{named}{}", http.path), None)
+            }
+            (_, named) => {
+                let key = ClientKey {
+                    verify: tls.then_some(http.tls_verify),
+                    resolve: None,
+                };
+                let host = named
+                    .map(|named| HeaderValue::from_str(&named))
+                    .transpose()
+                    .map_err(|e| format!("invalid host for the Host header: {e}"))?;
+                (
+                    key,
+                    format!("{}://{target}{}", http.scheme, http.path),
+                    host,
+                )
+            }
+        };
         Ok(Probe::Http {
-            client,
-            url: format!("{}://{authority}{}", http.scheme, http.path),
+            client: clients.get(key)?,
+            url,
+            host,
             expect: http.expect_status.clone(),
         })
     }
@@ -72,9 +145,14 @@ impl Probe {
             Probe::Http {
                 client,
                 url,
+                host,
                 expect,
             } => {
-                let response = client.get(url).send().await.map_err(|e| root_cause(&e))?;
+                let mut request = client.get(url);
+                if let Some(host) = host {
+                    request = request.header(HOST, host.clone());
+                }
+                let response = request.send().await.map_err(|e| root_cause(&e))?;
                 let status = response.status().as_u16();
                 if expect.contains(&status) {
                     Ok(())
@@ -109,5 +187,88 @@ fn describe_io(error: &io::Error) -> String {
         io::ErrorKind::NetworkUnreachable => "network unreachable".to_string(),
         io::ErrorKind::UnexpectedEof => "connection closed before a response".to_string(),
         _ => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::config::HttpCheck;
+
+    fn plan(scheme: &str, host: Option<&str>, port: u16) -> CheckPlan {
+        CheckPlan {
+            kind: CheckKind::Http(HttpCheck {
+                scheme: scheme.into(),
+                path: "/health".into(),
+                host: host.map(Into::into),
+                expect_status: 200..=299,
+                tls_verify: true,
+            }),
+            port,
+            interval: std::time::Duration::from_secs(1),
+            timeout: std::time::Duration::from_secs(1),
+            rise: 1,
+            fall: 1,
+        }
+    }
+
+    /// An HTTP server that answers 200 only to `GET /health` with `Host: app.example.test:{port}`.
+    async fn name_based_backend() -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = vec![0; 4096];
+                let n = socket.read(&mut request).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&request[..n]).to_lowercase();
+                let wanted = format!("host: app.example.test:{}\r\n", addr.port());
+                let status = if request.starts_with("get /health ") && request.contains(&wanted) {
+                    "200 OK"
+                } else {
+                    "404 Not Found"
+                };
+                let response = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                let _ = socket.write_all(response.as_bytes()).await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn an_http_check_sends_the_configured_host_to_the_members_address() {
+        let backend = name_based_backend().await;
+        let mut clients = Clients::default();
+        let named = plan("http", Some("app.example.test"), backend.port());
+        let probe = Probe::new(&named, backend.ip(), &mut clients).expect("probe");
+        assert_eq!(probe.run().await, Ok(()));
+        let unnamed = plan("http", None, backend.port());
+        let probe = Probe::new(&unnamed, backend.ip(), &mut clients).expect("probe");
+        assert_eq!(probe.run().await, Err("HTTP 404".to_string()));
+    }
+
+    #[tokio::test]
+    async fn http_probes_share_clients_where_their_settings_allow() {
+        let mut clients = Clients::default();
+        for n in 1..=50u8 {
+            let member = IpAddr::from([127, 0, 0, n]);
+            for check in [
+                plan("http", None, 80),
+                plan("http", Some("app.example.test"), 8080),
+                plan("https", None, 443),
+            ] {
+                Probe::new(&check, member, &mut clients).expect("probe");
+            }
+        }
+        assert_eq!(clients.len(), 2, "one for plain HTTP, one for HTTPS");
+        // HTTPS with a name needs that name resolved to each member: one client each.
+        for n in 1..=3u8 {
+            let check = plan("https", Some("app.example.test"), 443);
+            Probe::new(&check, IpAddr::from([127, 0, 0, n]), &mut clients).expect("probe");
+        }
+        assert_eq!(clients.len(), 5);
     }
 }

@@ -1,10 +1,12 @@
 //! The probe schedule: when each member is next due, and the checks in flight.
 //!
-//! One task runs every probe. A task and two timers per member cost about 640 bytes of task
-//! plus a timer-wheel entry and a wake-up per check, which at 20,000 members was a third of
-//! the check plane's user-space CPU; here a member costs a heap entry while it waits and a
-//! boxed future while its check runs. Each check is still bounded by its own timeout, so a
-//! hung backend delays nobody else.
+//! The schedule decides when; each check runs as a tokio task of its own while it is in flight.
+//! A long-lived task and two timers per member cost about 640 bytes each plus a timer wake-up
+//! per check; here a waiting member costs a heap entry. Checks are tasks, not futures polled
+//! inside the schedule's task, because tokio's cooperative budget is per task: thousands of
+//! HTTP checks inside one task exhausted it and were polled over and over for nothing (20,000
+//! refused HTTP checks/s took a whole core and managed 6,800/s). Each check is bounded by its
+//! own timeout, so a hung backend delays nobody else.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -14,8 +16,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
+use tokio::task::{Id, JoinSet};
 use tokio::time::Sleep;
 
 use super::probe::Probe;
@@ -42,8 +43,6 @@ struct Scheduled {
     timeout: Duration,
 }
 
-type Check = Pin<Box<dyn Future<Output = (Report, tokio::time::Instant)> + Send>>;
-
 /// Longest the schedule sleeps with nothing due (no probes at all).
 const IDLE: Duration = Duration::from_secs(3600);
 
@@ -53,7 +52,10 @@ pub struct Schedule {
     /// Next run of each waiting probe, earliest first. Entries of removed probes are skipped
     /// when they come up.
     due: BinaryHeap<Reverse<(tokio::time::Instant, u64)>>,
-    in_flight: FuturesUnordered<Check>,
+    in_flight: JoinSet<Report>,
+    /// The probe and start of each check in flight, by task: what to reschedule should a
+    /// check's task fail without a report.
+    started: HashMap<Id, (u64, tokio::time::Instant)>,
     wake: Pin<Box<Sleep>>,
 }
 
@@ -62,7 +64,8 @@ impl Default for Schedule {
         Self {
             probes: HashMap::new(),
             due: BinaryHeap::new(),
-            in_flight: FuturesUnordered::new(),
+            in_flight: JoinSet::new(),
+            started: HashMap::new(),
             wake: Box::pin(tokio::time::sleep(IDLE)),
         }
     }
@@ -106,12 +109,17 @@ impl Schedule {
             self.wake.as_mut().reset(wake_at);
             let finished = poll_fn(|cx| {
                 while batch.len() < max {
-                    match self.in_flight.poll_next_unpin(cx) {
-                        Poll::Ready(Some((report, started))) => {
-                            reschedule(&self.probes, &mut self.due, report.probe, started);
-                            batch.push(report);
-                        }
+                    let (task, done) = match self.in_flight.poll_join_next_with_id(cx) {
+                        Poll::Ready(Some(Ok((task, done)))) => (task, Some(done)),
+                        Poll::Ready(Some(Err(failed))) => (failed.id(), None),
                         Poll::Ready(None) | Poll::Pending => break,
+                    };
+                    let Some((probe, started)) = self.started.remove(&task) else {
+                        continue;
+                    };
+                    reschedule(&self.probes, &mut self.due, probe, started);
+                    if let Some(report) = done {
+                        batch.push(report);
                     }
                 }
                 if !batch.is_empty() {
@@ -135,8 +143,8 @@ impl Schedule {
             }
             self.due.pop();
             if let Some(scheduled) = self.probes.get(&id) {
-                self.in_flight
-                    .push(Box::pin(check(id, Arc::clone(scheduled))));
+                let task = self.in_flight.spawn(check(id, Arc::clone(scheduled)));
+                self.started.insert(task.id(), (id, now));
             }
         }
     }
@@ -156,7 +164,7 @@ fn reschedule(
 }
 
 /// Runs one check, bounded by its timeout.
-async fn check(id: u64, scheduled: Arc<Scheduled>) -> (Report, tokio::time::Instant) {
+async fn check(id: u64, scheduled: Arc<Scheduled>) -> Report {
     let started = tokio::time::Instant::now();
     let timeout = scheduled.timeout;
     let outcome = match tokio::time::timeout(timeout, scheduled.probe.run()).await {
@@ -167,13 +175,12 @@ async fn check(id: u64, scheduled: Arc<Scheduled>) -> (Report, tokio::time::Inst
             humantime::format_duration(timeout)
         )),
     };
-    let report = Report {
+    Report {
         probe: id,
         outcome,
         took: started.elapsed(),
         at: Instant::now(),
-    };
-    (report, started)
+    }
 }
 
 #[cfg(test)]
@@ -238,7 +245,8 @@ mod tests {
 
         let mut schedule = Schedule::default();
         let localhost = "127.0.0.1".parse().expect("ip");
-        let probe = Probe::new(&http_plan(hung_port), localhost).expect("probe");
+        let probe =
+            Probe::new(&http_plan(hung_port), localhost, &mut Default::default()).expect("probe");
         schedule.add(1, probe, TIMEOUT, TIMEOUT);
         schedule.add(2, Probe::Tcp(live_addr), INTERVAL, TIMEOUT);
 
