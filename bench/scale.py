@@ -8,7 +8,8 @@ of the same connects done in a tight loop (the floor any TCP check pays); then t
 killing the first service's primary to its answer changing, without DNS load and with
 dnsperf sending `rate` queries/s from CPU 1 (needs dnsperf). Loopback only; loops bounded.
 
-Usage: bench/scale.py [services, default 10000] [rate, default 100000]
+Usage: bench/scale.py [services, default 10000] [rate, default 100000] [kind: tcp (default) or
+http, for every service but the first, whose members are plain TCP listeners]
 (run `cargo build --release` first)
 """
 
@@ -116,6 +117,7 @@ def failover_times(name, kills):
 def main():
     services = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
     rate = int(sys.argv[2]) if len(sys.argv) > 2 else 100000
+    kind = sys.argv[3] if len(sys.argv) > 3 else "tcp"
     failover.DNS = DNS
     random.seed(3)
     with tempfile.TemporaryDirectory() as work:
@@ -129,11 +131,12 @@ def main():
                     f'file = "scale.zone"\n\n')
             for i in range(services):
                 if i == 0:
-                    members, port = f'"{PRIMARY}", "{STANDBY}"', LIVE_PORT
+                    members, port, check = f'"{PRIMARY}", "{STANDBY}"', LIVE_PORT, "tcp"
                 else:
                     members, port = f'"{member(2 * i)}", "{member(2 * i + 1)}"', CLOSED_PORT
+                    check = kind
                 f.write(f'[[service]]\nname = "svc{i}.scale.test."\nttl = 5\nmembers = [{members}]\n'
-                        f'[service.check]\nkind = "tcp"\nport = {port}\ninterval = "1s"\n'
+                        f'[service.check]\nkind = "{check}"\nport = {port}\ninterval = "1s"\n'
                         f'timeout = "500ms"\nrise = 2\nfall = 2\n\n')
         queries = os.path.join(work, "queries.txt")
         with open(queries, "w") as f:
@@ -149,7 +152,7 @@ def main():
             before, started = cpu_seconds(server.pid), time.monotonic()
             time.sleep(20)
             share = (cpu_seconds(server.pid) - before) / (time.monotonic() - started)
-            print(f"{services} services, {2 * services} members, tcp checks every 1s")
+            print(f"{services} services, {2 * services} members, {kind} checks every 1s")
             print(f"checks only: {100 * share:.1f}% of one core, RSS {rss_mb(server.pid):.1f} MB")
             floor = connect_floor(2 * services)
             print(f"kernel floor (socket+connect+close in a loop): {floor:.1f} µs per check = "

@@ -269,3 +269,32 @@ fn a_repeated_question_gets_the_same_response_with_its_own_id() {
     );
     assert_eq!(upper.queries[0].name().to_ascii(), "WWW.SVC.EXAMPLE.TEST.");
 }
+
+#[test]
+fn udp_workers_run_at_a_lower_priority_than_the_check_plane() {
+    let server = server();
+    let tasks = format!("/proc/{}/task", server.pid());
+    // (name, nice) of every thread; nice is field 19 of /proc/PID/task/TID/stat.
+    let threads: Vec<(String, i64)> = std::fs::read_dir(&tasks)
+        .expect("tasks")
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            let nice = rest.split_whitespace().nth(16)?.parse().ok()?;
+            Some((name.to_string(), nice))
+        })
+        .collect();
+    let udp: Vec<i64> = threads
+        .iter()
+        .filter(|(name, _)| name == "dns-udp")
+        .map(|(_, nice)| *nice)
+        .collect();
+    let main = threads[..].iter().find(|(name, _)| name == "failover-dns");
+    let main = main.map(|(_, nice)| *nice).expect("main thread");
+    assert!(!udp.is_empty(), "{threads:?}");
+    assert!(
+        udp.iter().all(|nice| *nice == (main + 5).min(19)),
+        "{threads:?}"
+    );
+}

@@ -104,7 +104,32 @@ fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
 /// Datagrams received (and responses sent) per system call, at most.
 const BATCH: usize = 32;
 
+/// How much nicer UDP workers are than the rest of the server: when the CPU is short, queries
+/// yield to the check plane, which then gets three quarters of a saturated core. A query flood
+/// may slow answers but must never delay a failover (README "The check plane at scale").
+const WORKER_NICENESS: libc::c_int = 5;
+
+/// Lowers the calling thread's priority by [`WORKER_NICENESS`] (nix offers no `setpriority`).
+fn yield_to_checks() {
+    // SAFETY: getpriority and setpriority take plain integers and touch no memory. On Linux the
+    // nice value is per thread and `who = 0` means the calling thread (setpriority(2), NOTES);
+    // raising it needs no privilege. (A nice of -1 reads like an error; then this thread is
+    // merely set to 4 instead of -1 + 5.)
+    let result = unsafe {
+        let current = libc::getpriority(libc::PRIO_PROCESS, 0);
+        libc::setpriority(
+            libc::PRIO_PROCESS,
+            0,
+            current.saturating_add(WORKER_NICENESS).min(19),
+        )
+    };
+    if result != 0 {
+        debug!(error = %io::Error::last_os_error(), "cannot lower the UDP worker's priority");
+    }
+}
+
 fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &Metrics) {
+    yield_to_checks();
     let fd = socket.as_raw_fd();
     let mut buffers = vec![[0u8; MAX_REQUEST]; BATCH];
     let mut receive_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
