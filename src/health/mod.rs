@@ -34,7 +34,7 @@ use probe::Probe;
 use schedule::{Report, Schedule};
 use state::{MemberHealth, State};
 
-/// A member of a configured service, with its health and its probe task's id.
+/// A member of a configured service, with its health and the id of its probe in the schedule.
 #[derive(Debug)]
 struct Member {
     addr: IpAddr,
