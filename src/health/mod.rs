@@ -1,10 +1,11 @@
 //! The check plane: schedules probes, runs member state machines and policies, and publishes
 //! a new snapshot whenever a service's answer changes.
 //!
-//! One task owns all health state, with no locks: it runs every probe from a [`Schedule`]
-//! (each check bounded by its own timeout, so a slow backend delays nobody else), applies
-//! their results, and takes operator commands (status, overrides, reload) over a channel. The query path only ever sees the snapshots it
-//! publishes, and nothing here ever waits on the query path.
+//! One task owns all health state, with no locks: it starts every probe from a [`Schedule`]
+//! (each check a short task bounded by its own timeout, so a slow backend delays nobody
+//! else), applies their results, and takes operator commands (status, overrides, reload)
+//! over a channel. The query path only ever sees the snapshots it publishes, and nothing here
+//! ever waits on the query path.
 
 pub mod admin;
 pub mod probe;
@@ -662,9 +663,9 @@ impl Monitor {
 const REPORT_BATCH: usize = 4096;
 
 /// Least time between two snapshots published for check results. A snapshot is rebuilt whole
-/// (about 5 ms at 10,000 services), so when many members change together (start-up, a switch
-/// dying) their changes are published together: the first change after a quiet spell is
-/// published at once, later ones wait at most this long.
+/// (2.5-5.4 ms measured at 10,000 services), so when many members change together (start-up,
+/// a switch dying) their changes are published together: the first change after a quiet
+/// spell is published at once, later ones wait at most this long.
 const PUBLISH_GAP: Duration = Duration::from_millis(10);
 
 /// The monitor task's state: the monitor plus the probes it runs.
