@@ -6,11 +6,13 @@
 # Needs: apt-get install -y dnsperf knot nsd gdnsd bind9-dnsutils python3; a Rust toolchain.
 # Usage: bench/run.sh [seconds per run, default 10] [fixed rate in q/s, default 50000]
 #        SERVERS="failover-dns knot" bench/run.sh   (default: all four)
+#        HOSTS=1000000 bench/run.sh   (static hosts in the zone, default 200: cost as zones grow)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_PER_RUN=${1:-10}
 RATE=${2:-50000}
+HOSTS=${HOSTS:-200}
 WORK=$(mktemp -d /tmp/failover-dns-bench.XXXXXX)
 PIDS=()
 cleanup() {
@@ -46,8 +48,8 @@ threading.Event().wait()
 EOF
 PIDS+=($!)
 
-# The zone: 200 static hosts, a TXT, MX and the failover name www (dynamic in failover-dns and
-# gdnsd, a static A record of the primary in Knot and NSD).
+# The zone: $HOSTS static hosts, a TXT, MX and the failover name www (dynamic in failover-dns
+# and gdnsd, a static A record of the primary in Knot and NSD).
 zone_head() {
     cat <<EOF
 \$ORIGIN bench.test.
@@ -59,22 +61,24 @@ ns1 IN A 192.0.2.1
 mail IN A 192.0.2.25
 @ IN TXT "bench zone"
 EOF
-    for i in $(seq 1 200); do echo "host$i IN A 192.0.2.$((i % 250 + 1))"; done
+    awk -v n="$HOSTS" 'BEGIN { for (i = 1; i <= n; i++) printf "host%d IN A 192.0.2.%d\n", i, i % 250 + 1 }'
 }
 zone_head > "$WORK/ours.zone"
 { zone_head; echo "www 5 IN A $PRIMARY"; } > "$WORK/static.zone"
 mkdir -p "$WORK/gdnsd/zones"
 { zone_head; echo "www 5 DYNA simplefo!www"; } > "$WORK/gdnsd/zones/bench.test"
 
-# The query mix: 40% the service name, 30% static names, 15% NODATA, 15% NXDOMAIN.
-python3 - > "$WORK/queries.txt" <<'EOF'
-import random
+# The query mix: 40% the service name, 30% static names, 15% NODATA, 15% NXDOMAIN; the static
+# names drawn from all $HOSTS hosts.
+python3 - "$HOSTS" > "$WORK/queries.txt" <<'EOF'
+import random, sys
+hosts = int(sys.argv[1])
 random.seed(7)
 for i in range(100000):
     r = random.random()
     if r < 0.40: print("www.bench.test A")
-    elif r < 0.70: print(f"host{random.randint(1, 200)}.bench.test A")
-    elif r < 0.85: print(f"host{random.randint(1, 200)}.bench.test MX")
+    elif r < 0.70: print(f"host{random.randint(1, hosts)}.bench.test A")
+    elif r < 0.85: print(f"host{random.randint(1, hosts)}.bench.test MX")
     else: print(f"nx{random.randint(1, 100000)}.bench.test A")
 EOF
 
@@ -161,14 +165,15 @@ plugins => {
 }
 EOF
 
-# start NAME PORT COMMAND...: starts a server pinned to CPU 0 and waits until it answers.
+# start NAME PORT COMMAND...: starts a server pinned to CPU 0 and waits until it answers (up
+# to a minute or so: a zone of a million hosts takes seconds to load).
 start() {
     local name=$1 port=$2
     shift 2
     taskset -c 0 "$@" > "$WORK/$name.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
-    for _ in $(seq 1 200); do
+    for _ in $(seq 1 1200); do
         if dig +short +time=1 +tries=1 @"$HOST" -p "$port" www.bench.test A 2>/dev/null | grep -q "$PRIMARY"; then
             echo "$pid"
             return
@@ -258,7 +263,7 @@ done
 
 echo
 echo "$(date -u +%Y-%m-%d) $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
-echo "runs of ${SECONDS_PER_RUN}s; CPU per query measured at ${RATE} q/s; server on CPU 0, dnsperf on CPU 1"
+echo "runs of ${SECONDS_PER_RUN}s; CPU per query measured at ${RATE} q/s; $HOSTS static hosts; server on CPU 0, dnsperf on CPU 1"
 printf "%-13s %10s %13s %8s %12s %8s %8s %14s %8s\n" server "max q/s" "CPU µs/query" "vs best" \
     "q/s at rate" "avg ms" "RSS MB" "µs/q random" "vs best"
 best() {

@@ -736,7 +736,7 @@ mod tests {
         assert_eq!((service.check.rise, service.check.fall), (2, 2));
         let key = LowerName::new(&service.name);
         assert!(
-            plan.zones[0].names.contains(&key),
+            plan.zones[0].exists(&key),
             "service name must exist in its zone"
         );
     }

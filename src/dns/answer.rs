@@ -140,7 +140,7 @@ impl<'s> Lookup<'s, '_> {
         if static_node.is_some() || self.zone.services.contains_key(name) {
             return self.answer_at(name, static_node, None, qtype, chain);
         }
-        if self.zone.data.names.contains(name) {
+        if self.zone.data.recordless.contains(name) {
             // An empty non-terminal: the name exists, with no records (RFC 8020).
             return self.no_data();
         }
@@ -179,7 +179,7 @@ impl<'s> Lookup<'s, '_> {
             return None;
         }
         let mut encloser = name.base_name();
-        while !self.zone.data.names.contains(&encloser) {
+        while !self.zone.data.exists(&encloser) {
             if encloser.num_labels() <= self.zone.data.origin_key.num_labels() {
                 break;
             }
