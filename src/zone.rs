@@ -71,17 +71,31 @@ impl StaticZone {
     /// Records the name `name` as existing (with its ancestors up to the apex), so that a
     /// dynamic service name and the empty non-terminals above it exist like static ones.
     pub fn add_name(&mut self, name: &LowerName) {
-        let mut name = name.clone();
-        while self.origin_key.zone_of(&name) {
-            // A recorded name has its ancestors recorded already; an owner name's may not be.
-            if !self.nodes.contains_key(&name) && !self.recordless.insert(name.clone()) {
-                break;
-            }
-            if name == self.origin_key {
-                break;
-            }
-            name = name.base_name();
+        mark_existing(&self.origin_key, &self.nodes, &mut self.recordless, name);
+    }
+}
+
+/// Adds `name` and its ancestors up to `origin` to `recordless` unless they own records.
+/// Stops at an owner or at a name already recorded: each owner marks its own ancestors (every
+/// owner is marked when the zone loads), and whoever recorded a name marked its ancestors.
+fn mark_existing(
+    origin: &LowerName,
+    nodes: &HashMap<LowerName, Node>,
+    recordless: &mut HashSet<LowerName>,
+    name: &LowerName,
+) {
+    let mut name = name.clone();
+    if nodes.contains_key(&name) {
+        if name == *origin {
+            return;
         }
+        name = name.base_name();
+    }
+    while origin.zone_of(&name) && !nodes.contains_key(&name) && recordless.insert(name.clone()) {
+        if name == *origin {
+            break;
+        }
+        name = name.base_name();
     }
 }
 
@@ -197,9 +211,8 @@ pub fn load(path: &Path, origin: &Name) -> Result<StaticZone, LoadError> {
             zone.nodes.insert(key.name, Node { rrsets: exact });
         }
     }
-    let owners: Vec<LowerName> = zone.nodes.keys().cloned().collect();
-    for owner in &owners {
-        zone.add_name(owner);
+    for owner in zone.nodes.keys() {
+        mark_existing(&zone.origin_key, &zone.nodes, &mut zone.recordless, owner);
     }
     Ok(zone)
 }
@@ -319,6 +332,52 @@ mod tests {
         for node in zone.nodes.values() {
             assert_eq!(node.rrsets.capacity(), node.rrsets.len());
         }
+    }
+
+    #[test]
+    fn every_ancestor_of_an_owner_or_a_service_name_exists() {
+        let body =
+            format!("{GOOD}x.c.d IN A 192.0.2.3\nd IN TXT \"d\"\ne.f.g.c.d IN A 192.0.2.4\n");
+        let (_dir, path) = zone_file(&body);
+        let mut zone = load(&path, &origin()).expect("loads");
+        zone.add_name(&LowerName::new(
+            &Name::from_ascii("www.p.q.svc.example.test.").expect("name"),
+        ));
+        let name = |s: &str| LowerName::new(&Name::from_ascii(s).expect("name"));
+        for existing in [
+            "c.d",
+            "f.g.c.d",
+            "g.c.d",
+            "b",
+            "www.p.q",
+            "p.q",
+            "q",
+            "d",
+            "x.c.d",
+            "e.f.g.c.d",
+        ] {
+            assert!(
+                zone.exists(&name(&format!("{existing}.svc.example.test."))),
+                "{existing}"
+            );
+        }
+        for missing in ["c", "g.d", "x.d", "www.q", "nx.b"] {
+            assert!(
+                !zone.exists(&name(&format!("{missing}.svc.example.test."))),
+                "{missing}"
+            );
+        }
+        let mut recordless: Vec<String> = zone.recordless.iter().map(|n| n.to_string()).collect();
+        recordless.sort();
+        let mut expected: Vec<String> = ["b", "c.d", "f.g.c.d", "g.c.d", "p.q", "q", "www.p.q"]
+            .iter()
+            .map(|n| format!("{n}.svc.example.test."))
+            .collect();
+        expected.sort();
+        assert_eq!(
+            recordless, expected,
+            "owners are not repeated among recordless names"
+        );
     }
 
     #[test]
