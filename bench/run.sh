@@ -214,16 +214,32 @@ rss_kb() {
 }
 
 # perf PORT [dnsperf args]: runs dnsperf on CPU 1 with the mix in $QUERIES (default: the
-# standard mix); prints "completed qps avg_latency_s".
+# standard mix); prints "completed qps avg_latency_s p50_s p99_s". The percentiles come from
+# dnsperf's per-response lines, so only when the arguments include -v ("0 0" otherwise).
 perf() {
     local port=$1
     shift
     taskset -c 1 dnsperf -s "$HOST" -p "$port" -d "${QUERIES:-$WORK/queries.txt}" -l "$SECONDS_PER_RUN" \
-        -c 20 -q 500 "$@" 2>&1 | awk '
-        /Queries completed:/ {completed=$3}
-        /Queries per second:/ {qps=$4}
-        /Average Latency/ {sub(/,/, "", $4); lat=$4}
-        END {print completed, qps, lat}'
+        -c 20 -q 500 "$@" > "$WORK/dnsperf.out" 2>&1
+    python3 - "$WORK/dnsperf.out" <<'EOF'
+import sys
+completed = qps = avg = "0"
+latencies = []
+for line in open(sys.argv[1]):
+    fields = line.split()
+    if line.startswith("> ") and len(fields) >= 5 and fields[1] != "T":
+        latencies.append(float(fields[-1]))  # "> RCODE name type latency"
+    elif line.lstrip().startswith("Queries completed:"):
+        completed = fields[2]
+    elif line.lstrip().startswith("Queries per second:"):
+        qps = fields[3]
+    elif line.lstrip().startswith("Average Latency"):
+        avg = fields[3]
+latencies.sort()
+def pct(p):
+    return latencies[min(len(latencies) - 1, int(len(latencies) * p))] if latencies else 0
+print(completed, qps, avg, pct(0.50), pct(0.99))
+EOF
 }
 
 TICKS=$(getconf CLK_TCK)
@@ -232,20 +248,20 @@ measure() {
     local name=$1 port=$2 pid=$3
     # Warm up, then unthrottled, then at the fixed rate with CPU accounting.
     perf "$port" -l 2 >/dev/null
-    read -r _ qps_max _ < <(perf "$port")
+    read -r _ qps_max _ _ _ < <(perf "$port")
     local before after
     before=$(cpu_ticks "$pid")
-    read -r completed qps lat < <(perf "$port" -Q "$RATE")
+    read -r completed qps lat p50 p99 < <(perf "$port" -Q "$RATE" -v)
     after=$(cpu_ticks "$pid")
     local us_per_query
     us_per_query=$(python3 -c "print(f'{($after - $before) / $TICKS * 1e6 / max($completed, 1):.2f}')")
     # The same rate of random names.
     before=$(cpu_ticks "$pid")
-    read -r random_completed _ _ < <(QUERIES="$WORK/random.txt" perf "$port" -Q "$RATE")
+    read -r random_completed _ _ _ _ < <(QUERIES="$WORK/random.txt" perf "$port" -Q "$RATE")
     after=$(cpu_ticks "$pid")
     local us_random
     us_random=$(python3 -c "print(f'{($after - $before) / $TICKS * 1e6 / max($random_completed, 1):.2f}')")
-    ROWS+=("$name $qps_max $us_per_query $qps $lat $(rss_kb "$pid") $us_random")
+    ROWS+=("$name $qps_max $us_per_query $qps $lat $p50 $p99 $(rss_kb "$pid") $us_random")
 }
 
 for server in ${SERVERS:-failover-dns knot nsd gdnsd}; do
@@ -264,19 +280,20 @@ done
 echo
 echo "$(date -u +%Y-%m-%d) $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "runs of ${SECONDS_PER_RUN}s; CPU per query measured at ${RATE} q/s; $HOSTS static hosts; server on CPU 0, dnsperf on CPU 1"
-printf "%-13s %10s %13s %8s %12s %8s %8s %14s %8s\n" server "max q/s" "CPU µs/query" "vs best" \
-    "q/s at rate" "avg ms" "RSS MB" "µs/q random" "vs best"
+printf "%-13s %10s %13s %8s %12s %8s %8s %8s %8s %14s %8s\n" server "max q/s" "CPU µs/query" "vs best" \
+    "q/s at rate" "avg ms" "p50 ms" "p99 ms" "RSS MB" "µs/q random" "vs best"
 best() {
     local best
     best=$(printf '%s\n' "${ROWS[@]}" | awk -v col="$1" '$1 != "failover-dns" && $col > 0 {print $col}' | sort -g | head -1)
     echo "${best:-0}"
 }
 best_mix=$(best 3)
-best_random=$(best 7)
+best_random=$(best 9)
 ratio() { python3 -c "print(f'{$1 / $2:.2f}x' if $2 else '-')"; }
+ms() { python3 -c "print(f'{$1 * 1000:.3f}')"; }
 for row in "${ROWS[@]}"; do
-    read -r name qps_max us qps lat rss us_random <<<"$row"
-    printf "%-13s %10.0f %13s %8s %12.0f %8.3f %8.1f %14s %8s\n" "$name" "$qps_max" "$us" \
-        "$(ratio "$us" "$best_mix")" "$qps" "$(python3 -c "print($lat * 1000)")" \
+    read -r name qps_max us qps lat p50 p99 rss us_random <<<"$row"
+    printf "%-13s %10.0f %13s %8s %12.0f %8s %8s %8s %8.1f %14s %8s\n" "$name" "$qps_max" "$us" \
+        "$(ratio "$us" "$best_mix")" "$qps" "$(ms "$lat")" "$(ms "$p50")" "$(ms "$p99")" \
         "$(python3 -c "print($rss / 1024)")" "$us_random" "$(ratio "$us_random" "$best_random")"
 done
