@@ -40,7 +40,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     let events = notify::start(Arc::clone(&metrics));
     let monitor = Monitor::new(plan.clone(), saved, Arc::clone(&metrics), Some(events));
     let cell = Arc::new(ArcSwap::from_pointee(monitor.snapshot()));
-    let mut listeners = dns::server::serve(
+    let listeners = dns::server::serve(
         &plan.server.listen,
         plan.server.tcp_idle_timeout,
         Arc::clone(&cell),
@@ -76,22 +76,21 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
         "failover-dns started"
     );
     loop {
-        tokio::select! {
-            result = listeners.tcp.block_until_done() => return Ok(result?),
-            signal = signals.next() => {
-                if signal == "SIGHUP" {
-                    info!(signal, "reloading the config");
-                    let reloader = reloader.clone();
-                    tokio::spawn(async move { reloader.reload().await });
-                    continue;
-                }
-                info!(signal, "shutting down: no new queries, finishing those in flight");
-                drop(api);
-                drop(checks);
-                listeners.shutdown().await?;
-                return Ok(());
-            }
+        let signal = signals.next().await;
+        if signal == "SIGHUP" {
+            info!(signal, "reloading the config");
+            let reloader = reloader.clone();
+            tokio::spawn(async move { reloader.reload().await });
+            continue;
         }
+        info!(
+            signal,
+            "shutting down: no new queries, finishing those in flight"
+        );
+        drop(api);
+        drop(checks);
+        listeners.shutdown().await;
+        return Ok(());
     }
 }
 

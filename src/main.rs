@@ -161,9 +161,8 @@ async fn client(command: &Command, args: &ApiArgs, config: &Path) -> anyhow::Res
     Ok(())
 }
 
-/// INFO for our own events; hickory-server logs every query at INFO, which is query logging,
-/// not operations, so it is held to WARN unless asked for with `FAILOVER_DNS_LOG`.
-const DEFAULT_LOG_FILTER: &str = "info,hickory_server=warn";
+/// INFO: operations events (starts, state changes, reloads), never one line per query.
+const DEFAULT_LOG_FILTER: &str = "info";
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FAILOVER_DNS_LOG")

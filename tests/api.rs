@@ -550,24 +550,42 @@ fn status_and_drain_commands_work_against_the_running_server() {
 fn sigterm_answers_queries_already_sent_then_exits_zero() {
     let setup = start(None, "", "");
     let request = request(WWW, RecordType::A).to_vec().expect("encode");
-    let mut stream = std::net::TcpStream::connect(setup.server.dns).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
     let mut framed = Vec::new();
     for _ in 0..3 {
         framed.extend_from_slice(&(request.len() as u16).to_be_bytes());
         framed.extend_from_slice(&request);
     }
-    std::io::Write::write_all(&mut stream, &framed).expect("send three queries");
+    let connect = || {
+        let stream = std::net::TcpStream::connect(setup.server.dns).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        stream
+    };
+    let read_responses = |stream: &mut std::net::TcpStream, count: usize, what: &str| {
+        for n in 0..count {
+            let mut len = [0u8; 2];
+            std::io::Read::read_exact(stream, &mut len)
+                .unwrap_or_else(|e| panic!("response {n} on the {what} connection: {e}"));
+            let mut body = vec![0; usize::from(u16::from_be_bytes(len))];
+            std::io::Read::read_exact(stream, &mut body).expect("response body");
+        }
+    };
+    // One connection the server has accepted and answered on already.
+    let mut accepted = connect();
+    std::io::Write::write_all(&mut accepted, &framed[..2 + request.len()]).expect("send");
+    read_responses(&mut accepted, 1, "accepted");
+    // With the server stopped, the kernel still completes a new connection and takes queries
+    // on both; the SIGTERM is then pending when the server wakes, beside all of that.
+    setup.server.signal(Signal::SIGSTOP);
+    let mut waiting = connect();
+    std::io::Write::write_all(&mut waiting, &framed).expect("send three queries");
+    std::io::Write::write_all(&mut accepted, &framed).expect("send three more");
+    setup.server.signal(Signal::SIGTERM);
+    setup.server.signal(Signal::SIGCONT);
+    read_responses(&mut accepted, 3, "accepted");
+    read_responses(&mut waiting, 3, "waiting");
     let Setup { server, .. } = setup;
-    server.signal(Signal::SIGTERM);
-    for _ in 0..3 {
-        let mut len = [0u8; 2];
-        std::io::Read::read_exact(&mut stream, &mut len).expect("a response to each query sent");
-        let mut body = vec![0; usize::from(u16::from_be_bytes(len))];
-        std::io::Read::read_exact(&mut stream, &mut body).expect("response body");
-    }
     assert!(server.terminate().success());
 }
 

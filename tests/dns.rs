@@ -3,6 +3,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use common::*;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -231,6 +232,48 @@ fn stalled_and_oversized_tcp_clients_do_not_block_others() {
         }
     }
     assert!(server.is_running(), "the server is still up");
+}
+
+#[test]
+fn pipelined_tcp_queries_are_answered_in_order_and_an_idle_client_is_let_go() {
+    let config = "[server]\ntcp_idle_timeout = \"300ms\"\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n";
+    let server = Server::start_with_files(&[("svc.zone", ZONE)], config, "svc.example.test.");
+    let mut stream = std::net::TcpStream::connect(server.dns).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let names = [
+        "svc.example.test.",
+        "nx.svc.example.test.",
+        "ns1.svc.example.test.",
+    ];
+    let mut framed = Vec::new();
+    let mut ids = Vec::new();
+    for name in names {
+        let message = request(name, RecordType::A);
+        ids.push(message.metadata.id);
+        let bytes = message.to_vec().expect("encode");
+        framed.extend_from_slice(&u16::try_from(bytes.len()).expect("short").to_be_bytes());
+        framed.extend_from_slice(&bytes);
+    }
+    // All three in one write, the last one split across two.
+    let (first, rest) = framed.split_at(framed.len() - 5);
+    std::io::Write::write_all(&mut stream, first).expect("send");
+    std::io::Write::write_all(&mut stream, rest).expect("send the rest");
+    for (name, id) in names.iter().zip(ids) {
+        let mut len = [0u8; 2];
+        std::io::Read::read_exact(&mut stream, &mut len).expect("length");
+        let mut body = vec![0; usize::from(u16::from_be_bytes(len))];
+        std::io::Read::read_exact(&mut stream, &mut body).expect("body");
+        let response = Message::from_vec(&body).expect("decode");
+        assert_eq!(response.metadata.id, id, "answers come in the order asked");
+        assert_eq!(response.queries[0].name().to_string(), *name);
+    }
+    // Then nothing: the server closes the connection (EOF) after the idle timeout, long
+    // before this read's own 5 s timeout.
+    let mut byte = [0u8; 1];
+    let read = std::io::Read::read(&mut stream, &mut byte).expect("EOF, not a read timeout");
+    assert_eq!(read, 0, "the server closed the idle connection");
 }
 
 #[test]

@@ -1,5 +1,7 @@
-//! DNS serving: the pure answer function, the UDP workers and the hickory-server glue.
+//! DNS serving: the pure answer function, the UDP workers, the TCP connections, and the
+//! request handling both share.
 pub mod answer;
 pub mod cache;
 pub mod server;
+pub mod tcp;
 pub mod udp;

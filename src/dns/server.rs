@@ -1,9 +1,8 @@
 //! Listeners and hickory glue: turns requests into [`Query`]s, answers them from the current
 //! snapshot, and encodes the result (EDNS, truncation to the client's buffer over UDP).
 //!
-//! TCP sockets, framing and idle timeouts are hickory-server's; UDP has its own workers
-//! (`dns::udp`) that call [`respond`]. This module never waits on the check plane: it loads
-//! the current snapshot and answers.
+//! The UDP workers (`dns::udp`) and TCP connections (`dns::tcp`) both call [`respond`]. This
+//! module never waits on the check plane: it loads the current snapshot and answers.
 
 use std::borrow::Cow;
 use std::io;
@@ -11,16 +10,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, ResponseCode};
+use hickory_proto::op::{Edns, Header, MessageType, Metadata, ResponseCode};
 use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
-use hickory_server::Server;
-use hickory_server::net::runtime::Time;
 pub use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::server::Request;
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
 use tokio::net::TcpListener;
-use tracing::{debug, info};
+use tracing::info;
 
 use super::answer::{Query, Question, Response, answer};
 use crate::metrics::{Metrics, QueryLabels};
@@ -30,48 +27,6 @@ use prometheus_client::metrics::counter::Counter;
 /// Largest UDP payload we send, whatever the client offers: the DNS Flag Day 2020 value,
 /// which avoids IP fragmentation on common paths.
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
-
-/// Bytes buffered per TCP connection for responses.
-const TCP_RESPONSE_BUFFER: usize = 32;
-
-/// Answers TCP requests (UDP has its own workers, `dns::udp`) from the snapshot current when
-/// each arrives. TCP responses are never truncated, so they need no fitting.
-pub struct Handler {
-    cell: SnapshotCell,
-    metrics: Arc<Metrics>,
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
-        let started = Instant::now();
-        let snapshot = self.cell.load();
-        let reply = Reply::new(&snapshot, request);
-        let info = match response_handle.send_response(reply.message(request)).await {
-            Ok(info) => info,
-            Err(error) => {
-                debug!(%error, src = %request.src(), "cannot send response");
-                ResponseInfo::from(Header {
-                    metadata: reply.metadata,
-                    counts: HeaderCounts::default(),
-                })
-            }
-        };
-        let qtype = request.queries.queries().first().map(|q| q.query_type());
-        count_query(
-            &self.metrics,
-            reply.metadata.response_code,
-            qtype,
-            "tcp",
-            started,
-        );
-        info
-    }
-}
 
 /// A decided response to one request: header, OPT and records, ready to encode.
 struct Reply<'s> {
@@ -362,21 +317,19 @@ fn section<'a>(
         .map(AsRef::as_ref)
 }
 
-/// The DNS listeners: TCP on hickory-server, UDP on our own workers.
+/// The DNS listeners: TCP and UDP, each on our own loops.
 pub struct Listeners {
-    /// TCP framing, idle timeouts and the handler.
-    pub tcp: Server<Handler>,
+    tcp: super::tcp::Tcp,
     udp: super::udp::Workers,
 }
 
 impl Listeners {
     /// Stops accepting, answers what has been received, and returns when done.
-    pub async fn shutdown(self) -> io::Result<()> {
-        let Listeners { mut tcp, udp } = self;
+    pub async fn shutdown(self) {
+        let Listeners { tcp, udp } = self;
         let stopped = tokio::task::spawn_blocking(move || udp.stop());
-        let tcp_done = tcp.shutdown_gracefully().await;
+        tcp.shutdown().await;
         let _ = stopped.await;
-        tcp_done.map(|_| ()).map_err(io::Error::other)
     }
 }
 
@@ -388,18 +341,16 @@ pub async fn serve(
     cell: SnapshotCell,
     metrics: Arc<Metrics>,
 ) -> io::Result<Listeners> {
-    let mut tcp = Server::new(Handler {
-        cell: Arc::clone(&cell),
-        metrics: Arc::clone(&metrics),
-    });
+    let mut listeners = Vec::with_capacity(listen.len());
     for addr in listen {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        tcp.register_listener(listener, tcp_idle_timeout, TCP_RESPONSE_BUFFER);
+        listeners.push(listener);
     }
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let udp = super::udp::Workers::start(listen, threads, cell, metrics)?;
+    let udp = super::udp::Workers::start(listen, threads, Arc::clone(&cell), Arc::clone(&metrics))?;
+    let tcp = super::tcp::Tcp::start(listeners, tcp_idle_timeout, cell, metrics);
     for addr in listen {
         info!(%addr, "serving DNS on {addr} over UDP and TCP");
     }

@@ -1,0 +1,198 @@
+//! DNS over TCP: messages behind a two-byte length (RFC 1035 §4.2.2), any number per
+//! connection, answered in the order they arrive (RFC 7766 §6.2.1.1); a connection is closed
+//! when no whole message arrives for the idle timeout, or a response cannot be written in it.
+//!
+//! Written by hand rather than served by hickory-server, whose graceful shutdown drops its
+//! open connections at once: queries a client had already sent went unanswered (a test saw
+//! it under load). Here a shutdown stops accepting, then every connection, including those
+//! the kernel had completed but nobody had accepted yet, answers each whole message it has
+//! already received, and closes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::timeout;
+use tracing::debug;
+
+use super::server::{Protocol, count_query, respond};
+use crate::metrics::Metrics;
+use crate::snapshot::SnapshotCell;
+
+/// How long an accept loop pauses when the process is out of file descriptors, instead of
+/// retrying in a busy loop while connections wait in the backlog.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The TCP listeners and their connections, until [`Tcp::shutdown`].
+pub struct Tcp {
+    stop: watch::Sender<bool>,
+    listeners: JoinSet<()>,
+}
+
+/// What every connection needs.
+struct Shared {
+    cell: SnapshotCell,
+    metrics: Arc<Metrics>,
+    idle_timeout: Duration,
+}
+
+impl Tcp {
+    /// Starts accepting on every listener.
+    pub fn start(
+        listeners: Vec<TcpListener>,
+        idle_timeout: Duration,
+        cell: SnapshotCell,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let (stop, stopping) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            cell,
+            metrics,
+            idle_timeout,
+        });
+        let mut tasks = JoinSet::new();
+        for listener in listeners {
+            tasks.spawn(accept(listener, Arc::clone(&shared), stopping.clone()));
+        }
+        Self {
+            stop,
+            listeners: tasks,
+        }
+    }
+
+    /// Stops accepting and returns once every connection has answered what it had received.
+    pub async fn shutdown(mut self) {
+        self.stop.send_replace(true);
+        while self.listeners.join_next().await.is_some() {}
+    }
+}
+
+/// Accepts connections on `listener` until the stop, then serves the ones already waiting.
+async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stopping: watch::Receiver<bool>) {
+    let for_connections = stopping.clone();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(serve(stream, peer, Arc::clone(&shared), for_connections.clone()));
+                }
+                Err(error) => {
+                    debug!(%error, "cannot accept a TCP connection");
+                    if matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) {
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
+                }
+            },
+            () = stopped(&mut stopping) => break,
+        }
+        while connections.try_join_next().is_some() {}
+    }
+    // A client whose connection the kernel completed before the stop has sent its queries too.
+    while let Ok(Ok((stream, peer))) = timeout(Duration::ZERO, listener.accept()).await {
+        connections.spawn(serve(
+            stream,
+            peer,
+            Arc::clone(&shared),
+            for_connections.clone(),
+        ));
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// Serves one connection: answers each whole message in order; after the stop, only those
+/// already received.
+async fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut received: Vec<u8> = Vec::with_capacity(512);
+    let mut draining = *stopping.borrow();
+    loop {
+        let mut consumed = 0;
+        while let Some(message) = whole_message(&received[consumed..]) {
+            consumed += 2 + message.len();
+            let started = Instant::now();
+            let snapshot = shared.cell.load();
+            let Some(answered) = respond(&snapshot, message, Protocol::Tcp, peer) else {
+                continue;
+            };
+            let Ok(length) = u16::try_from(answered.bytes.len()) else {
+                continue; // Cannot happen: the encoder's limit for TCP is u16::MAX.
+            };
+            let mut framed = Vec::with_capacity(2 + answered.bytes.len());
+            framed.extend_from_slice(&length.to_be_bytes());
+            framed.extend_from_slice(&answered.bytes);
+            match timeout(shared.idle_timeout, stream.write_all(&framed)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => return debug!(%peer, %error, "cannot send a TCP response"),
+                Err(_) => return debug!(%peer, "TCP client does not read its responses"),
+            }
+            count_query(
+                &shared.metrics,
+                answered.rcode,
+                answered.qtype,
+                "tcp",
+                started,
+            );
+        }
+        received.drain(..consumed);
+
+        let read = if draining {
+            // Only what has arrived already: a read that would wait ends the connection.
+            match timeout(Duration::ZERO, stream.read_buf(&mut received)).await {
+                Ok(read) => read,
+                Err(_) => return,
+            }
+        } else {
+            tokio::select! {
+                read = timeout(shared.idle_timeout, stream.read_buf(&mut received)) => match read {
+                    Ok(read) => read,
+                    Err(_) => return debug!(%peer, "closing an idle TCP connection"),
+                },
+                () = stopped(&mut stopping) => {
+                    draining = true;
+                    continue;
+                }
+            }
+        };
+        match read {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(error) => return debug!(%peer, %error, "TCP read failed"),
+        }
+    }
+}
+
+/// Resolves once the stop is sent (or `Tcp` is gone).
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    // The guard it returns must not live across an await: it is not Send.
+    let _ = stopping.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+/// The first whole message in `bytes` (after its length), if it has all arrived.
+fn whole_message(bytes: &[u8]) -> Option<&[u8]> {
+    let (length, rest) = bytes.split_first_chunk::<2>()?;
+    rest.get(..usize::from(u16::from_be_bytes(*length)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_message;
+
+    #[test]
+    fn messages_are_cut_at_their_length_and_only_when_whole() {
+        assert_eq!(whole_message(&[]), None);
+        assert_eq!(whole_message(&[0]), None);
+        assert_eq!(whole_message(&[0, 3, 1, 2]), None);
+        assert_eq!(whole_message(&[0, 3, 1, 2, 3, 9]), Some(&[1, 2, 3][..]));
+        assert_eq!(whole_message(&[0, 0, 7]), Some(&[][..]));
+    }
+}
