@@ -549,11 +549,11 @@ fn status_and_drain_commands_work_against_the_running_server() {
 #[test]
 fn sigterm_answers_queries_already_sent_then_exits_zero() {
     let setup = start(None, "", "");
-    let request = request(WWW, RecordType::A).to_vec().expect("encode");
+    let query = request(WWW, RecordType::A).to_vec().expect("encode");
     let mut framed = Vec::new();
     for _ in 0..3 {
-        framed.extend_from_slice(&(request.len() as u16).to_be_bytes());
-        framed.extend_from_slice(&request);
+        framed.extend_from_slice(&(query.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&query);
     }
     let connect = || {
         let stream = std::net::TcpStream::connect(setup.server.dns).expect("connect");
@@ -573,18 +573,39 @@ fn sigterm_answers_queries_already_sent_then_exits_zero() {
     };
     // One connection the server has accepted and answered on already.
     let mut accepted = connect();
-    std::io::Write::write_all(&mut accepted, &framed[..2 + request.len()]).expect("send");
+    std::io::Write::write_all(&mut accepted, &framed[..2 + query.len()]).expect("send");
     read_responses(&mut accepted, 1, "accepted");
     // With the server stopped, the kernel still completes a new connection and takes queries
     // on both; the SIGTERM is then pending when the server wakes, beside all of that.
+    // More datagrams than one receive batch.
+    let udp = std::net::UdpSocket::bind((setup.server.dns.ip(), 0)).expect("bind");
+    udp.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     setup.server.signal(Signal::SIGSTOP);
     let mut waiting = connect();
     std::io::Write::write_all(&mut waiting, &framed).expect("send three queries");
     std::io::Write::write_all(&mut accepted, &framed).expect("send three more");
+    let mut ids = std::collections::BTreeSet::new();
+    for id in 0..64u16 {
+        let mut message = request(WWW, RecordType::A);
+        message.metadata.id = id;
+        let bytes = message.to_vec().expect("encode");
+        udp.send_to(&bytes, setup.server.dns)
+            .expect("send datagram");
+        ids.insert(id);
+    }
     setup.server.signal(Signal::SIGTERM);
     setup.server.signal(Signal::SIGCONT);
     read_responses(&mut accepted, 3, "accepted");
     read_responses(&mut waiting, 3, "waiting");
+    let mut buffer = [0u8; 1232];
+    while !ids.is_empty() {
+        let (length, _) = udp
+            .recv_from(&mut buffer)
+            .unwrap_or_else(|e| panic!("no answer to {} datagrams: {e}", ids.len()));
+        let response = hickory_proto::op::Message::from_vec(&buffer[..length]).expect("decode");
+        ids.remove(&response.metadata.id);
+    }
     let Setup { server, .. } = setup;
     assert!(server.terminate().success());
 }

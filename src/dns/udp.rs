@@ -76,7 +76,8 @@ impl Workers {
         Ok(Self { stop, threads })
     }
 
-    /// Stops every worker after the datagram it is answering, and waits for them.
+    /// Stops every worker once it has answered the datagrams already queued on its socket
+    /// (at most [`DRAIN_BATCHES`] batches of them), and waits for them.
     pub fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
         for thread in self.threads {
@@ -103,6 +104,11 @@ fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
 
 /// Datagrams received (and responses sent) per system call, at most.
 const BATCH: usize = 32;
+
+/// Most batches a stopping worker still answers from its socket's queue: more than a default
+/// receive buffer holds, so queries already received are answered, while a flood that keeps
+/// coming cannot hold up the shutdown.
+const DRAIN_BATCHES: usize = 64;
 
 /// How much nicer UDP workers are than the rest of the server: when the CPU is short, queries
 /// yield to the check plane, which then gets three quarters of a saturated core. A query flood
@@ -140,26 +146,35 @@ fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &M
     let mut destinations: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
     let mut cache = ResponseCache::default();
     let mut counts = QueryCounts::new("udp");
-    while !stop.load(Ordering::Relaxed) {
-        // Wait for one datagram, then take whatever else is already queued.
+    let mut drained = 0;
+    loop {
+        // Wait for one datagram, then take whatever else is already queued; once stopping,
+        // only take what is queued.
+        let stopping = stop.load(Ordering::Relaxed);
+        if stopping {
+            if drained == DRAIN_BATCHES {
+                return;
+            }
+            drained += 1;
+        }
+        let wait = if stopping {
+            MsgFlags::MSG_DONTWAIT
+        } else {
+            MsgFlags::MSG_WAITFORONE
+        };
         received.clear();
         {
             let mut slices: Vec<[IoSliceMut<'_>; 1]> = buffers
                 .iter_mut()
                 .map(|b| [IoSliceMut::new(&mut b[..])])
                 .collect();
-            match recvmmsg(
-                fd,
-                &mut receive_headers,
-                slices.iter_mut(),
-                MsgFlags::MSG_WAITFORONE,
-                None,
-            ) {
+            match recvmmsg(fd, &mut receive_headers, slices.iter_mut(), wait, None) {
                 Ok(messages) => received.extend(
                     messages
                         .enumerate()
                         .filter_map(|(i, m)| Some((i, m.bytes, m.address?))),
                 ),
+                Err(Errno::EAGAIN) if stopping => return,
                 Err(Errno::EAGAIN | Errno::EINTR) => continue,
                 Err(error) => {
                     debug!(%error, "UDP receive failed");
