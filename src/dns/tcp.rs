@@ -27,6 +27,12 @@ use crate::snapshot::SnapshotCell;
 /// retrying in a busy loop while connections wait in the backlog.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Bounds on what a shutdown still serves, so that clients that keep connecting or sending
+/// cannot hold it up: connections taken from the backlog (Linux's default `somaxconn`), and
+/// reads per connection (each up to a buffer's worth of messages).
+const DRAIN_CONNECTIONS: usize = 4096;
+const DRAIN_READS: usize = 64;
+
 /// The TCP listeners and their connections, until [`Tcp::shutdown`].
 pub struct Tcp {
     stop: watch::Sender<bool>,
@@ -79,11 +85,12 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stopping: watch:
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(serve(stream, peer, Arc::clone(&shared), for_connections.clone()));
+                    let stopping = for_connections.clone();
+                    connections.spawn(serve(stream, peer, Arc::clone(&shared), stopping));
                 }
                 Err(error) => {
                     debug!(%error, "cannot accept a TCP connection");
-                    if matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) {
+                    if out_of_resources(&error) {
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                 }
@@ -93,13 +100,12 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stopping: watch:
         while connections.try_join_next().is_some() {}
     }
     // A client whose connection the kernel completed before the stop has sent its queries too.
-    while let Ok(Ok((stream, peer))) = timeout(Duration::ZERO, listener.accept()).await {
-        connections.spawn(serve(
-            stream,
-            peer,
-            Arc::clone(&shared),
-            for_connections.clone(),
-        ));
+    for _ in 0..DRAIN_CONNECTIONS {
+        let Ok(Ok((stream, peer))) = timeout(Duration::ZERO, listener.accept()).await else {
+            break;
+        };
+        let connection = serve(stream, peer, Arc::clone(&shared), for_connections.clone());
+        connections.spawn(connection);
     }
     drop(listener);
     while connections.join_next().await.is_some() {}
@@ -115,6 +121,7 @@ async fn serve(
 ) {
     let mut received: Vec<u8> = Vec::with_capacity(512);
     let mut draining = *stopping.borrow();
+    let mut drain_reads = 0;
     loop {
         let mut consumed = 0;
         while let Some(message) = whole_message(&received[consumed..]) {
@@ -147,6 +154,10 @@ async fn serve(
 
         let read = if draining {
             // Only what has arrived already: a read that would wait ends the connection.
+            if drain_reads == DRAIN_READS {
+                return;
+            }
+            drain_reads += 1;
             match timeout(Duration::ZERO, stream.read_buf(&mut received)).await {
                 Ok(read) => read,
                 Err(_) => return,
@@ -169,6 +180,14 @@ async fn serve(
             Err(error) => return debug!(%peer, %error, "TCP read failed"),
         }
     }
+}
+
+/// Whether an accept failed for want of descriptors or memory, which waiting can cure.
+fn out_of_resources(error: &std::io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// Resolves once the stop is sent (or `Tcp` is gone).
