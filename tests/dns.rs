@@ -277,6 +277,70 @@ fn pipelined_tcp_queries_are_answered_in_order_and_an_idle_client_is_let_go() {
 }
 
 #[test]
+fn clients_that_keep_sending_cannot_hold_up_a_shutdown() {
+    let server = server();
+    let query = request("www.svc.example.test.", RecordType::A)
+        .to_vec()
+        .expect("encode");
+    let mut framed = u16::try_from(query.len())
+        .expect("short")
+        .to_be_bytes()
+        .to_vec();
+    framed.extend_from_slice(&query);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stream = std::net::TcpStream::connect(server.dns).expect("connect");
+    let mut reader = stream.try_clone().expect("clone");
+    // One thread writes queries without pause, one reads the answers, one floods UDP; each
+    // stops at the end of the test or after 60 s. (Without its bound, the TCP drain never
+    // ends; one UDP sender is slower than a worker's drain, so it only exercises that path.)
+    let writer = {
+        let (stop, mut stream) = (stop.clone(), stream);
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && std::time::Instant::now() < deadline
+                && std::io::Write::write_all(&mut stream, &framed).is_ok()
+            {}
+        })
+    };
+    let counter = {
+        let answered = answered.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(read) = std::io::Read::read(&mut reader, &mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    let flood = {
+        let (stop, dns) = (stop.clone(), server.dns);
+        let socket = std::net::UdpSocket::bind((dns.ip(), 0)).expect("bind");
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && std::time::Instant::now() < deadline
+            {
+                let _ = socket.send_to(&query, dns);
+            }
+        })
+    };
+    wait_until("answers over TCP", Duration::from_secs(10), || {
+        answered.load(std::sync::atomic::Ordering::Relaxed) > 0
+    });
+    // terminate() fails the test if the server has not exited 10 s after SIGTERM.
+    let status = server.terminate();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for thread in [writer, counter, flood] {
+        thread.join().expect("client thread");
+    }
+    assert!(status.success(), "{status}");
+}
+
+#[test]
 fn sigterm_exits_cleanly() {
     let server = server();
     let dns: SocketAddr = server.dns;
