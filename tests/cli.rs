@@ -82,8 +82,9 @@ fn missing_config_names_the_file() {
 fn run_fails_clearly_when_the_address_is_taken() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ip = loopback_ip();
-    let port = free_port(&[ip]);
-    let _taken = std::net::UdpSocket::bind((ip, port)).expect("bind");
+    // Taken by binding it, not found free first and bound later: nothing can slip in between.
+    let taken = std::net::UdpSocket::bind((ip, 0)).expect("bind");
+    let port = taken.local_addr().expect("address").port();
     fs::write(dir.path().join("svc.zone"), ZONE).expect("zone");
     fs::write(
         dir.path().join("c.toml"),
