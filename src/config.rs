@@ -4,6 +4,7 @@
 //! reported as `file:line: problem`; nothing downstream re-checks or fails on input. Loading is
 //! pure apart from reading files, so `check`, start-up and (later) reload share it.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{LoadError, line_of};
+use crate::prerendered::Prerendered;
 use crate::zone::{self, StaticZone};
 
 /// The validated config: what the server runs, with zones already parsed.
@@ -330,6 +332,14 @@ impl Validator<'_> {
         for raw_service in raw.service {
             let service = self.service(raw_service, &mut zones, &services)?;
             services.push(service);
+        }
+        for (index, zone) in zones.iter_mut().enumerate() {
+            let names: HashSet<LowerName> = services
+                .iter()
+                .filter(|service| service.zone == index)
+                .map(|service| LowerName::new(&service.name))
+                .collect();
+            zone.prerendered = Prerendered::build(zone, &names);
         }
         let webhooks = raw
             .notify

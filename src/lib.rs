@@ -13,6 +13,7 @@ pub mod health;
 pub mod metrics;
 pub mod notify;
 pub mod policy;
+pub mod prerendered;
 pub mod reload;
 pub mod snapshot;
 pub mod status;

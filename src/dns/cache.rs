@@ -12,6 +12,10 @@
 //! TinyLFU): in a flood of names never asked twice, as random-subdomain attacks send, each
 //! miss costs one hash instead of two copies, an insertion and, every 16k queries, an
 //! eviction of everything.
+//!
+//! Before the memo, [`crate::prerendered`] answers what cannot change with health (static
+//! records, NODATA, NXDOMAIN) from wire data rendered at load: in a large zone most names are
+//! asked too rarely for the memo to hold them.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -22,6 +26,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 use super::server::{Answered, Protocol, respond};
+use crate::prerendered::FastPath;
 use crate::snapshot::Snapshot;
 
 /// Most responses kept per worker (at about 100 bytes each, a few MB at most).
@@ -39,6 +44,8 @@ pub struct ResponseCache {
     seen_once: Box<[u64]>,
     /// Keyed per process, as `HashMap`'s own: requests are chosen by whoever sends them.
     hasher: RandomState,
+    /// Answers that cannot change, served before the memo is consulted.
+    fast: FastPath,
 }
 
 impl Default for ResponseCache {
@@ -48,6 +55,7 @@ impl Default for ResponseCache {
             entries: HashMap::new(),
             seen_once: vec![0; DOORKEEPER].into_boxed_slice(),
             hasher: RandomState::new(),
+            fast: FastPath::default(),
         }
     }
 }
@@ -73,7 +81,11 @@ impl ResponseCache {
             .is_some_and(|current| Arc::ptr_eq(current, snapshot))
         {
             self.entries.clear();
+            self.fast.clear();
             self.snapshot = Some(Arc::clone(snapshot));
+        }
+        if let Some(answered) = self.fast.respond(snapshot, request) {
+            return Some(answered);
         }
         let (Some(id), Some(key)) = (request.get(..2), request.get(2..)) else {
             return respond(snapshot, request, Protocol::Udp, source);
