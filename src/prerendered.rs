@@ -463,10 +463,29 @@ fn is_label_start(name: &[u8], offset: usize) -> bool {
     at == offset
 }
 
+/// EDNS option codes hickory decodes rather than keeps as bytes (NSID, DAU, client subnet):
+/// their content can make a request FORMERR, so they are the full path's.
+const PARSED_OPTIONS: [u16; 3] = [3, 5, 8];
+
+/// Whether `options` (an OPT record's data) is a whole sequence of options (code, length,
+/// data) none of which hickory parses. The answer never depends on them (no option is echoed;
+/// cookies from `dig` or BIND are ignored as on the full path), so such requests stay fast.
+fn options_are_opaque(mut options: &[u8]) -> bool {
+    while let [c0, c1, l0, l1, rest @ ..] = options {
+        let len = usize::from(u16::from_be_bytes([*l0, *l1]));
+        if PARSED_OPTIONS.contains(&u16::from_be_bytes([*c0, *c1])) || rest.len() < len {
+            return false;
+        }
+        options = &rest[len..];
+    }
+    options.is_empty()
+}
+
 /// The request if it is one the fast path may answer: a query (QR clear, opcode QUERY) with
 /// one question of class IN whose name is uncompressed, no answer or authority records, and
-/// either nothing more or one OPT record of version 0 without options, ending the message.
-/// Anything else — including what hickory would reject — is the full path's.
+/// either nothing more or one OPT record of version 0 ending the message, whose options
+/// [`options_are_opaque`]. Anything else — including what hickory would reject — is the full
+/// path's.
 fn parse(request: &[u8]) -> Option<Plain<'_>> {
     let header = request.get(..HEADER)?;
     if header[2] & 0xF8 != 0 {
@@ -503,7 +522,10 @@ fn parse(request: &[u8]) -> Option<Plain<'_>> {
     let rest = &request[at + TYPE_AND_CLASS..];
     let edns = match (additional, rest) {
         (0, []) => None,
-        (1, [0, 0, 41, p0, p1, 0, 0, flags, _, 0, 0]) => {
+        (1, [0, 0, 41, p0, p1, 0, 0, flags, _, l0, l1, options @ ..])
+            if usize::from(u16::from_be_bytes([*l0, *l1])) == options.len()
+                && options_are_opaque(options) =>
+        {
             Some((flags & 0x80 != 0, u16::from_be_bytes([*p0, *p1])))
         }
         _ => return None,
@@ -655,6 +677,18 @@ mod tests {
         qtype: u16,
         edns: Option<(u16, bool)>,
     ) -> Vec<u8> {
+        request_with_options(id, flags, name, qtype, edns, &[])
+    }
+
+    /// As [`request`], the OPT record (if any) carrying `options` as its data.
+    fn request_with_options(
+        id: u16,
+        flags: [u8; 2],
+        name: &str,
+        qtype: u16,
+        edns: Option<(u16, bool)>,
+        options: &[u8],
+    ) -> Vec<u8> {
         let mut bytes = id.to_be_bytes().to_vec();
         bytes.extend_from_slice(&flags);
         bytes.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, u8::from(edns.is_some())]);
@@ -664,7 +698,9 @@ mod tests {
         if let Some((payload, dnssec_ok)) = edns {
             let [p0, p1] = payload.to_be_bytes();
             let flags = if dnssec_ok { 0x80 } else { 0 };
-            bytes.extend_from_slice(&[0, 0, 41, p0, p1, 0, 0, flags, 0, 0, 0]);
+            let [l0, l1] = (options.len() as u16).to_be_bytes();
+            bytes.extend_from_slice(&[0, 0, 41, p0, p1, 0, 0, flags, 0, l0, l1]);
+            bytes.extend_from_slice(options);
         }
         bytes
     }
@@ -698,9 +734,28 @@ mod tests {
                     requests.push(request((n * 31 + q) as u16, f, case, *qtype, e));
                 }
             }
+            for (o, options) in OPTIONS.iter().enumerate() {
+                let e = Some((1232, o % 2 == 0));
+                requests.push(request_with_options(7, [1, 0], name, 1, e, options));
+            }
         }
         requests
     }
+
+    /// OPT data: a cookie as dig sends it, padding, keepalive, two at once, an empty NSID,
+    /// client subnets valid and not, options cut short or overrunning, a stray byte.
+    const OPTIONS: [&[u8]; 10] = [
+        &[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8],
+        &[0, 12, 0, 3, 0, 0, 0],
+        &[0, 11, 0, 0],
+        &[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 12, 0, 0],
+        &[0, 3, 0, 0],
+        &[0, 8, 0, 7, 0, 1, 24, 0, 192, 0, 2],
+        &[0, 8, 0, 2, 0, 9],
+        &[0, 10, 0, 9, 1, 2, 3],
+        &[0, 10, 0, 1],
+        &[0, 10, 0, 0, 7],
+    ];
 
     fn mixed_case(name: &str) -> String {
         name.chars()
@@ -790,6 +845,25 @@ mod tests {
         ] {
             assert_eq!(rcode(&mut worker, name, qtype), None, "{name} {qtype}");
         }
+        // A cookie (dig sends one by default) keeps a request fast; a client subnet does not.
+        let cookie = request_with_options(
+            7,
+            [1, 0],
+            "host1.example.test.",
+            1,
+            Some((1232, false)),
+            OPTIONS[0],
+        );
+        assert!(check(&mut worker, &snapshot, &cookie));
+        let subnet = request_with_options(
+            7,
+            [1, 0],
+            "host1.example.test.",
+            1,
+            Some((1232, false)),
+            OPTIONS[5],
+        );
+        assert!(worker.respond(&snapshot, &subnet).is_none());
         // With EDNS the big answer fits and is fast.
         let big = request(7, [1, 0], "big.example.test.", 16, Some((1232, false)));
         assert!(check(&mut worker, &snapshot, &big));
