@@ -170,6 +170,9 @@ pub fn respond(
     if request.metadata.message_type == MessageType::Response {
         return None;
     }
+    if request.queries.queries().len() == 1 && first_name_is_compressed(bytes) {
+        return format_error(&header, protocol);
+    }
     let reply = Reply::new(snapshot, &request);
     let rcode = reply.metadata.response_code;
     let qtype = request.queries.queries().first().map(|q| q.query_type());
@@ -178,6 +181,23 @@ pub fn respond(
         rcode,
         qtype,
     })
+}
+
+/// Whether the first question's name uses a compression pointer. Hickory echoes a question as
+/// the bytes it arrived as, so such a pointer would point elsewhere in the response and make
+/// it undecodable (a fuzzing finding). The question is the first name of a message: a pointer
+/// there can only lead back into the header or into the name itself, so no real client sends
+/// one, and it gets FORMERR.
+fn first_name_is_compressed(bytes: &[u8]) -> bool {
+    let mut at = 12;
+    while let Some(&len) = bytes.get(at) {
+        match len {
+            0 => return false,
+            len if len & 0xC0 == 0xC0 => return true,
+            len => at += 1 + usize::from(len),
+        }
+    }
+    false
 }
 
 /// FORMERR for a message whose header decoded but the rest did not: the header's ID and
@@ -360,6 +380,27 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_compressed_question_name_gets_formerr_without_the_question() {
+        let snapshot = crate::dns::answer::tests::snapshot();
+        // "abc" then a pointer to offset 4, where the header's QDCOUNT starts with a zero
+        // byte: hickory reads the name "abc.".
+        let request = [
+            0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'a', b'b', b'c', 0xC0, 4, 0, 1, 0,
+            1,
+        ];
+        let response = respond_to_bytes(&snapshot, &request, Protocol::Udp).expect("answered");
+        let message = hickory_proto::op::Message::from_vec(&response).expect("decodes");
+        assert_eq!(message.metadata.response_code, ResponseCode::FormErr);
+        assert!(message.queries.is_empty());
+        let plain = [
+            0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'a', b'b', b'c', 0, 0, 1, 0, 1,
+        ];
+        let response = respond_to_bytes(&snapshot, &plain, Protocol::Udp).expect("answered");
+        let message = hickory_proto::op::Message::from_vec(&response).expect("decodes");
+        assert_eq!(message.metadata.response_code, ResponseCode::Refused);
+    }
 
     #[test]
     fn query_counts_reach_the_shared_family_past_the_counters_a_worker_keeps() {
