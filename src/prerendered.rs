@@ -19,9 +19,10 @@ use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::rr::{LowerName, Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
+use crate::dns::answer::additional_target;
 use crate::dns::server::{Answered, MAX_UDP_PAYLOAD};
 use crate::snapshot::{Snapshot, ZoneSnapshot};
 use crate::zone::StaticZone;
@@ -307,18 +308,12 @@ fn is_at_or_below_cut(zone: &StaticZone, name: &LowerName) -> bool {
     false
 }
 
-/// Whether the full path adds records of this zone to the additional section for `records`
-/// (the targets of NS, MX and SRV inside the zone): those may be a service's, which change.
+/// Whether the full path adds records of this zone to the additional section for `records`:
+/// those may be a service's, which change.
 fn needs_additional(zone: &StaticZone, records: &[&Record]) -> bool {
-    records.iter().any(|record| {
-        let target = match &record.data {
-            RData::NS(ns) => &ns.0,
-            RData::MX(mx) => &mx.exchange,
-            RData::SRV(srv) => &srv.target,
-            _ => return false,
-        };
-        !target.is_root() && zone.origin_key.zone_of(&LowerName::new(target))
-    })
+    records
+        .iter()
+        .any(|record| additional_target(&zone.origin_key, record).is_some())
 }
 
 /// `records` encoded as the full path's encoder writes them from offset `base` of a message.

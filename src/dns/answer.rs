@@ -125,6 +125,19 @@ fn chaos<'s>(snapshot: &'s Snapshot, question: &Question<'_>) -> Response<'s> {
     }
 }
 
+/// The name whose addresses additional-section processing adds for `record` (RFC 1034
+/// §3.6.2, RFC 2782): the target of an NS, MX or SRV record, when it lies in the zone `origin`.
+pub(crate) fn additional_target(origin: &LowerName, record: &Record) -> Option<LowerName> {
+    let target = match &record.data {
+        RData::NS(ns) => &ns.0,
+        RData::MX(mx) => &mx.exchange,
+        RData::SRV(srv) => &srv.target,
+        _ => return None,
+    };
+    let target = LowerName::new(target);
+    (!target.is_root() && origin.zone_of(&target)).then_some(target)
+}
+
 /// One lookup in one zone, appending to a response.
 struct Lookup<'s, 'r> {
     zone: &'s ZoneSnapshot,
@@ -314,16 +327,9 @@ impl<'s> Lookup<'s, '_> {
     /// holds for the targets of NS, MX and SRV records, each RRset once.
     fn add_additional(&mut self, records: &[&'s Record]) {
         for record in records {
-            let target = match &record.data {
-                RData::NS(ns) => &ns.0,
-                RData::MX(mx) => &mx.exchange,
-                RData::SRV(srv) => &srv.target,
-                _ => continue,
-            };
-            let target = LowerName::new(target);
-            if target.is_root() || !self.zone.data.origin_key.zone_of(&target) {
+            let Some(target) = additional_target(&self.zone.data.origin_key, record) else {
                 continue;
-            }
+            };
             for rtype in [RecordType::A, RecordType::AAAA] {
                 let already = self
                     .response
