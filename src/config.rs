@@ -518,7 +518,7 @@ impl Validator<'_> {
             .map(|(i, _)| i)
             .ok_or_else(|| self.error(span.clone(), format!("service {name} is not inside any configured zone; add a [[zone]] for its parent or fix the name")))?;
         let zone = &mut zones[zone_index];
-        if let Some(cut) = zone.cuts.iter().find(|cut| cut.zone_of(&key)) {
+        if let Some(cut) = zone.enclosing_cut(&key) {
             return Err(self.error(span, format!("service {name} is at or below the delegation {cut}, which this server does not answer for")));
         }
         if let Some(node) = zone.nodes.get(&key) {

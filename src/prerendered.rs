@@ -138,7 +138,7 @@ impl Prerendered {
         for name in names {
             let full_path = *name == zone.origin_key
                 || services.contains(name)
-                || is_at_or_below_cut(zone, name);
+                || zone.enclosing_cut(name).is_some();
             entries += usize::from(index.add(zone, name, full_path));
         }
         // Copied into memory advised before it is touched, so the kernel backs it with huge
@@ -292,20 +292,6 @@ fn lower_wire(name: &Name) -> Vec<u8> {
     }
     wire.push(0);
     wire
-}
-
-fn is_at_or_below_cut(zone: &StaticZone, name: &LowerName) -> bool {
-    if zone.cuts.is_empty() {
-        return false;
-    }
-    let mut current = name.clone();
-    while current.num_labels() > zone.origin_key.num_labels() {
-        if zone.cuts.contains(&current) {
-            return true;
-        }
-        current = current.base_name();
-    }
-    false
 }
 
 /// Whether the full path adds records of this zone to the additional section for `records`:

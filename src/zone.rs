@@ -72,6 +72,22 @@ impl StaticZone {
         self.nodes.contains_key(name) || self.recordless.contains(name)
     }
 
+    /// The delegation point (zone cut) at or above `name`, the nearest one, if `name` lies in
+    /// a delegated child rather than in this zone's own data.
+    pub fn enclosing_cut(&self, name: &LowerName) -> Option<&LowerName> {
+        if self.cuts.is_empty() {
+            return None;
+        }
+        let mut current = name.clone();
+        while current.num_labels() > self.origin_key.num_labels() {
+            if let Some(cut) = self.cuts.get(&current) {
+                return Some(cut);
+            }
+            current = current.base_name();
+        }
+        None
+    }
+
     /// Records the name `name` as existing (with its ancestors up to the apex), so that a
     /// dynamic service name and the empty non-terminals above it exist like static ones.
     pub fn add_name(&mut self, name: &LowerName) {
