@@ -160,11 +160,11 @@ impl Prerendered {
     /// Appends the entry of `name`; false if the arena is full (4 GiB: the rest of the zone
     /// is then answered by the full path, the fast path calling its names FullPath).
     fn add(&mut self, zone: &StaticZone, name: &LowerName, full_path: bool) -> bool {
-        let wire = lower_wire(&Name::from(name));
         if self.arena.len() >= ARENA_LIMIT {
             self.missing_is_nxdomain = false;
             return false;
         }
+        let wire = lower_wire(&Name::from(name));
         let node = zone.nodes.get(name);
         let has_cname = node.is_some_and(|n| n.rrset(RecordType::CNAME).is_some());
         self.arena.push(wire.len() as u8);
@@ -210,40 +210,37 @@ impl Prerendered {
                 Found::FullPath
             };
         };
-        let mut rest = &self.arena[at as usize + 1 + name.len()..];
+        let rest = &self.arena[at as usize + 1 + name.len()..];
         let (kind, types) = (rest[0], rest[1]);
         if kind == FULL_PATH {
             return Found::FullPath;
         }
-        rest = &rest[2..];
-        for _ in 0..types {
-            let rtype = u16::from_be_bytes([rest[0], rest[1]]);
-            let count = u16::from_be_bytes([rest[2], rest[3]]);
-            let len = usize::from(u16::from_be_bytes([rest[4], rest[5]]));
-            if rtype == qtype {
-                return match count {
-                    0 => Found::FullPath,
-                    count => Found::Answer {
-                        count,
-                        section: &rest[6..6 + len],
-                    },
-                };
-            }
-            rest = &rest[6 + len..];
+        match type_entries(&rest[2..], types).find(|(rtype, ..)| *rtype == qtype) {
+            Some((_, 0, _)) => Found::FullPath,
+            Some((_, count, section)) => Found::Answer { count, section },
+            None => Found::NoData,
         }
-        Found::NoData
     }
+}
+
+/// The `types` per-type parts of an entry, from `rest` (the bytes after its kind and type
+/// count): (record type, record count, answer section).
+fn type_entries(mut rest: &[u8], types: u8) -> impl Iterator<Item = (u16, u16, &[u8])> {
+    (0..types).map(move |_| {
+        let rtype = u16::from_be_bytes([rest[0], rest[1]]);
+        let count = u16::from_be_bytes([rest[2], rest[3]]);
+        let len = usize::from(u16::from_be_bytes([rest[4], rest[5]]));
+        let section = &rest[6..6 + len];
+        rest = &rest[6 + len..];
+        (rtype, count, section)
+    })
 }
 
 /// The end of the entry that starts at `at` (the start of the next).
 fn entry_end(arena: &[u8], at: usize) -> usize {
-    let mut end = at + 1 + usize::from(arena[at]);
-    let types = arena[end + 1];
-    end += 2;
-    for _ in 0..types {
-        end += 6 + usize::from(u16::from_be_bytes([arena[end + 4], arena[end + 5]]));
-    }
-    end
+    let kind_at = at + 1 + usize::from(arena[at]);
+    let types = type_entries(&arena[kind_at + 2..], arena[kind_at + 1]);
+    types.fold(kind_at + 2, |end, (_, _, section)| end + 6 + section.len())
 }
 
 /// Asks the kernel to back the 2 MiB-aligned part of `memory` with huge pages. A hint: where
