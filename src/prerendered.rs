@@ -791,26 +791,19 @@ mod tests {
                 .respond(&snapshot, &request(7, [1, 0], name, qtype, None))
                 .map(|a| a.rcode)
         };
-        assert_eq!(
-            rcode(&mut worker, "HOST1.example.test.", 1),
-            Some(ResponseCode::NoError)
-        );
-        assert_eq!(
-            rcode(&mut worker, "host1.example.test.", 15),
-            Some(ResponseCode::NoError)
-        );
-        assert_eq!(
-            rcode(&mut worker, "b.c.example.test.", 1),
-            Some(ResponseCode::NoError)
-        );
-        assert_eq!(
-            rcode(&mut worker, "nx.example.test.", 1),
-            Some(ResponseCode::NXDomain)
-        );
-        assert_eq!(
-            rcode(&mut worker, "mx.example.test.", 15),
-            Some(ResponseCode::NoError)
-        );
+        for (name, qtype, expected) in [
+            ("HOST1.example.test.", 1, ResponseCode::NoError),
+            ("host1.example.test.", 15, ResponseCode::NoError),
+            ("b.c.example.test.", 1, ResponseCode::NoError),
+            ("nx.example.test.", 1, ResponseCode::NXDomain),
+            ("mx.example.test.", 15, ResponseCode::NoError),
+        ] {
+            assert_eq!(
+                rcode(&mut worker, name, qtype),
+                Some(expected),
+                "{name} {qtype}"
+            );
+        }
         // Service names (also one with static records), the apex, an MX whose target is in
         // the zone, and an answer too big for 512 bytes take the full path.
         for (name, qtype) in [
