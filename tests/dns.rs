@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use common::*;
@@ -404,4 +404,68 @@ fn udp_workers_run_at_a_lower_priority_than_the_check_plane() {
         udp.iter().all(|nice| *nice == (main + 5).min(19)),
         "{threads:?}"
     );
+}
+
+#[test]
+fn on_wildcard_addresses_answers_leave_from_the_address_asked() {
+    // A port free on every address; the server listens on both wildcards.
+    let port = free_port(&[IpAddr::V6(Ipv6Addr::UNSPECIFIED)]);
+    let wildcards = [
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+    ];
+    let asked = [loopback_ip(), loopback_ip(), loopback_ip()];
+    let zone = include_str!("../zones/svc.example.test.zone");
+    let config = "[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n";
+    let first = SocketAddr::new(asked[0], port);
+    let _server = Server::start_listening(
+        &wildcards,
+        first,
+        &[("svc.zone", zone)],
+        config,
+        "svc.example.test.",
+    );
+
+    // One client asks three addresses at once (so a worker's batch can hold answers from
+    // several), then takes the answers: each must come from the address its query went to,
+    // which is not the address routing would pick (127.0.0.1).
+    let v4_client = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+    let asked_v4: Vec<SocketAddr> = asked.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
+    assert_eq!(answered_from(v4_client, &asked_v4), asked_v4);
+    // IPv6 on its own wildcard (loopback has one IPv6 address: this shows the packet-info
+    // path works for IPv6, not that it picks among addresses).
+    let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port);
+    assert_eq!(answered_from(SocketAddr::new(v6.ip(), 0), &[v6]), [v6]);
+    // TCP on both.
+    for dns in [v6, first] {
+        let response = query(dns, "svc.example.test.", RecordType::SOA, Transport::Tcp);
+        assert_eq!(rcode(&response), ResponseCode::NoError, "{dns}");
+    }
+}
+
+/// Sends an SOA query to each of `targets` from one socket bound to `client`, then returns
+/// where each answer came from, in the order of `targets`.
+fn answered_from(client: SocketAddr, targets: &[SocketAddr]) -> Vec<SocketAddr> {
+    let socket = UdpSocket::bind(client).expect("client socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    for (id, target) in targets.iter().enumerate() {
+        let mut message = request("svc.example.test.", RecordType::SOA);
+        message.metadata.id = id as u16;
+        let bytes = message.to_vec().expect("encode");
+        socket.send_to(&bytes, target).expect("send");
+    }
+    let mut answered = vec![None; targets.len()];
+    for _ in targets {
+        let mut buffer = [0u8; 4096];
+        let (length, from) = socket.recv_from(&mut buffer).expect("an answer");
+        let response = Message::from_vec(&buffer[..length]).expect("a DNS message");
+        assert_eq!(rcode(&response), ResponseCode::NoError);
+        answered[usize::from(response.metadata.id)] = Some(from);
+    }
+    answered
+        .into_iter()
+        .map(|from| from.expect("one answer per query"))
+        .collect()
 }

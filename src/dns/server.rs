@@ -16,7 +16,6 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 pub use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
-use tokio::net::TcpListener;
 use tracing::info;
 
 use super::answer::{Query, Question, Response, answer};
@@ -363,8 +362,7 @@ pub async fn serve(
 ) -> io::Result<Listeners> {
     let mut listeners = Vec::with_capacity(listen.len());
     for addr in listen {
-        let listener = TcpListener::bind(addr)
-            .await
+        let listener = super::tcp::bind(*addr)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         listeners.push(listener);
     }

@@ -8,10 +8,12 @@
 //! the kernel had completed but nobody had accepted yet, answers each whole message it has
 //! already received, and closes.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use socket2::{Domain, Protocol as SocketProtocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -75,6 +77,30 @@ impl Tcp {
         self.stop.send_replace(true);
         while self.listeners.join_next().await.is_some() {}
     }
+}
+
+/// Backlog of a listener: as many completed connections as a shutdown still serves.
+const BACKLOG: i32 = DRAIN_CONNECTIONS as i32;
+
+/// A listener on `addr`. An IPv6 address listens for IPv6 only, as the UDP sockets do, so
+/// `0.0.0.0:53` and `[::]:53` can be listed side by side (Linux would otherwise let `[::]`
+/// take IPv4 too, and the second bind fail).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM,
+        Some(SocketProtocol::TCP),
+    )?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // As tokio's own `TcpListener::bind`: a restart must not wait for old connections'
+    // TIME_WAIT to end.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Accepts connections on `listener` until the stop, then serves the ones already waiting.

@@ -7,24 +7,30 @@
 //! This replaces hickory-server's UDP handling (a task spawned per datagram, and channels
 //! between the socket task and the handler) because that machinery, not the answer, was most
 //! of the CPU per query (README "Performance"). The behaviour is the same: the bytes are
-//! decided by [`respond`], which mirrors hickory's handling of raw requests, and the Knot
-//! differential tests and malformed-input tests run over this path. TCP stays on
-//! hickory-server. A worker never waits on anything but its socket.
+//! decided by [`respond`](super::server::respond), which mirrors hickory's handling of raw
+//! requests, and the Knot differential tests and malformed-input tests run over this path.
+//! A worker never waits on anything but its socket.
+//!
+//! On a wildcard address (`0.0.0.0`, `::`) every answer leaves from the address its query was
+//! sent to, learnt from `IP_PKTINFO`/`IPV6_PKTINFO`: the kernel would otherwise pick the
+//! source by route, and a client drops an answer from an address it did not ask.
 
 use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nix::cmsg_space;
 use nix::errno::Errno;
 use nix::sys::socket::{
-    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, RecvMsg, SockaddrStorage,
+    recvmmsg, sendmmsg, setsockopt, sockopt,
 };
 use socket2::{Domain, Protocol as SocketProtocol, Socket, Type};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::cache::ResponseCache;
 use super::server::QueryCounts;
@@ -137,13 +143,21 @@ fn yield_to_checks() {
 fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &Metrics) {
     yield_to_checks();
     let fd = socket.as_raw_fd();
+    let arrivals = match socket.local_addr() {
+        Ok(local) if local.ip().is_unspecified() => learn_arrivals(socket, local),
+        _ => None,
+    };
     let mut buffers = vec![[0u8; MAX_REQUEST]; BATCH];
-    let mut receive_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut receive_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, arrivals.clone());
     let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
-    // (buffer index, length, source) of each datagram of the batch.
-    let mut received: Vec<(usize, usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
+    let mut reply_from_headers =
+        MultiHeaders::<SockaddrStorage>::preallocate(BATCH, arrivals.clone());
+    // (buffer index, length, source, where it arrived) of each datagram of the batch.
+    let mut received: Vec<(usize, usize, SockaddrStorage, Option<Arrival>)> =
+        Vec::with_capacity(BATCH);
     let mut responses: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     let mut destinations: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
+    let mut reply_from: Vec<Option<Arrival>> = Vec::with_capacity(BATCH);
     let mut cache = ResponseCache::default();
     let mut counts = QueryCounts::new("udp");
     let mut drained = 0;
@@ -169,11 +183,10 @@ fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &M
                 .map(|b| [IoSliceMut::new(&mut b[..])])
                 .collect();
             match recvmmsg(fd, &mut receive_headers, slices.iter_mut(), wait, None) {
-                Ok(messages) => received.extend(
-                    messages
-                        .enumerate()
-                        .filter_map(|(i, m)| Some((i, m.bytes, m.address?))),
-                ),
+                Ok(messages) => received.extend(messages.enumerate().filter_map(|(i, m)| {
+                    let arrival = arrivals.as_ref().and_then(|_| arrival(&m));
+                    Some((i, m.bytes, m.address?, arrival))
+                })),
                 Err(Errno::EAGAIN) if stopping => return,
                 Err(Errno::EAGAIN | Errno::EINTR) => continue,
                 Err(error) => {
@@ -182,11 +195,17 @@ fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &M
                 }
             }
         }
+        if arrivals.is_some() && received.iter().any(|r| r.3.is_none()) {
+            // The kernel shrank that slot's control buffer to what it wrote, and nix does not
+            // restore it between calls (nix-rust/nix#2813): start again with full ones.
+            receive_headers = MultiHeaders::preallocate(BATCH, arrivals.clone());
+        }
 
         let snapshot = cell.load_full();
         responses.clear();
         destinations.clear();
-        for (index, length, address) in &received {
+        reply_from.clear();
+        for (index, length, address, arrival) in &received {
             let Some(source) = socket_addr(address) else {
                 continue;
             };
@@ -198,23 +217,115 @@ fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &M
             counts.count(metrics, answered.rcode, answered.qtype, started);
             responses.push(answered.bytes);
             destinations.push(Some(*address));
-        }
-        if responses.is_empty() {
-            continue;
+            reply_from.push(*arrival);
         }
         let slices: Vec<[IoSlice<'_>; 1]> = responses.iter().map(|r| [IoSlice::new(r)]).collect();
-        let no_control: [ControlMessage<'_>; 0] = [];
-        if let Err(error) = sendmmsg(
-            fd,
-            &mut send_headers,
-            slices.iter(),
-            &destinations,
-            no_control,
-            MsgFlags::empty(),
-        ) {
-            debug!(%error, "cannot send responses");
+        // nix's sendmmsg gives every message of a call the same control messages
+        // (nix-rust/nix#1954), so each run of answers from one address is a call of its own.
+        let mut start = 0;
+        while start < slices.len() {
+            let from = reply_from[start];
+            let end = start
+                + reply_from[start..]
+                    .iter()
+                    .take_while(|f| **f == from)
+                    .count();
+            let (slices, destinations) = (&slices[start..end], &destinations[start..end]);
+            let sent = match from {
+                None => send(fd, &mut send_headers, slices, destinations, &[]),
+                Some(Arrival::V4(addr)) => {
+                    // Index 0 lets routing choose the interface, as for any other reply.
+                    let info = libc::in_pktinfo {
+                        ipi_ifindex: 0,
+                        ipi_spec_dst: libc::in_addr {
+                            s_addr: u32::from(addr).to_be(),
+                        },
+                        ipi_addr: libc::in_addr { s_addr: 0 },
+                    };
+                    let control = [ControlMessage::Ipv4PacketInfo(&info)];
+                    send(fd, &mut reply_from_headers, slices, destinations, &control)
+                }
+                Some(Arrival::V6(addr, interface)) => {
+                    // The interface stays: a link-local address means nothing without it.
+                    let info = libc::in6_pktinfo {
+                        ipi6_addr: libc::in6_addr {
+                            s6_addr: addr.octets(),
+                        },
+                        ipi6_ifindex: interface,
+                    };
+                    let control = [ControlMessage::Ipv6PacketInfo(&info)];
+                    send(fd, &mut reply_from_headers, slices, destinations, &control)
+                }
+            };
+            if let Err(error) = sent {
+                debug!(%error, "cannot send responses");
+            }
+            start = end;
         }
     }
+}
+
+/// Where a datagram arrived on a wildcard socket: the address (and, for IPv6, the interface)
+/// its answer must leave from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    V4(Ipv4Addr),
+    V6(Ipv6Addr, u32),
+}
+
+/// Asks the kernel to tell, with every datagram, the address it was sent to; returns the
+/// control buffer one datagram needs for it, or None (answers then leave from the address
+/// routing picks, which is right whenever the host has one address per route).
+fn learn_arrivals(socket: &UdpSocket, local: SocketAddr) -> Option<Vec<u8>> {
+    let (result, buffer) = match local {
+        SocketAddr::V4(_) => (
+            setsockopt(socket, sockopt::Ipv4PacketInfo, &true),
+            cmsg_space!(libc::in_pktinfo),
+        ),
+        SocketAddr::V6(_) => (
+            setsockopt(socket, sockopt::Ipv6RecvPacketInfo, &true),
+            cmsg_space!(libc::in6_pktinfo),
+        ),
+    };
+    match result {
+        Ok(()) => Some(buffer),
+        Err(error) => {
+            warn!(%local, %error, "cannot learn the address UDP queries arrive at; answers leave from the address routing picks");
+            None
+        }
+    }
+}
+
+/// The address datagram `message` was sent to, from its packet-info control message.
+fn arrival(message: &RecvMsg<'_, '_, SockaddrStorage>) -> Option<Arrival> {
+    message.cmsgs().ok()?.find_map(|control| match control {
+        ControlMessageOwned::Ipv4PacketInfo(info) => Some(Arrival::V4(Ipv4Addr::from(
+            u32::from_be(info.ipi_spec_dst.s_addr),
+        ))),
+        ControlMessageOwned::Ipv6PacketInfo(info) => Some(Arrival::V6(
+            Ipv6Addr::from(info.ipi6_addr.s6_addr),
+            info.ipi6_ifindex,
+        )),
+        _ => None,
+    })
+}
+
+fn send(
+    fd: RawFd,
+    headers: &mut MultiHeaders<SockaddrStorage>,
+    slices: &[[IoSlice<'_>; 1]],
+    destinations: &[Option<SockaddrStorage>],
+    control: &[ControlMessage<'_>],
+) -> nix::Result<()> {
+    sendmmsg(
+        fd,
+        headers,
+        slices,
+        destinations,
+        control,
+        MsgFlags::empty(),
+    )
+    .map(drop)
 }
 
 fn socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {

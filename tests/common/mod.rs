@@ -135,11 +135,23 @@ impl Server {
     pub fn start_with_files(files: &[(&str, &str)], config: &str, zone: &str) -> Self {
         let ip = loopback_ip();
         let dns = SocketAddr::new(ip, free_port(&[ip]));
+        Self::start_listening(&[dns], dns, files, config, zone)
+    }
+
+    /// As [`Server::start_with_files`], listening on `listen` and asked at `dns`.
+    pub fn start_listening(
+        listen: &[SocketAddr],
+        dns: SocketAddr,
+        files: &[(&str, &str)],
+        config: &str,
+        zone: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         for (name, text) in files {
             fs::write(dir.path().join(name), text).expect("write file");
         }
-        let listen = format!("listen = [\"{dns}\"]\n");
+        let listen: Vec<String> = listen.iter().map(|addr| format!("\"{addr}\"")).collect();
+        let listen = format!("listen = [{}]\n", listen.join(", "));
         let config = match config.strip_prefix("[server]\n") {
             Some(rest) => format!("[server]\n{listen}{rest}"),
             None => format!("[server]\n{listen}\n{config}"),
