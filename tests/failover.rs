@@ -4,7 +4,9 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
+use std::io::{ErrorKind, Read};
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -123,6 +125,60 @@ fn tcp_check_fails_over_on_connection_refused() {
     server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
     let over_tcp = query(server.dns, WWW, RecordType::A, Transport::Tcp);
     assert_eq!(addresses(&over_tcp), [s.ip()]);
+}
+
+#[test]
+fn tcp_checks_close_with_a_reset_and_leave_no_time_wait() {
+    // A member that, like most services, reads what a client sends and closes when it ends.
+    let listener = TcpListener::bind((loopback_ip(), 0)).expect("member listener");
+    let member = listener.local_addr().expect("member address");
+    let (checked, checks) = mpsc::channel();
+    let accepting = std::thread::spawn(move || {
+        for _ in 0..3 {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let ended = stream.read_to_end(&mut Vec::new());
+            drop(stream);
+            let _ = checked.send(ended.map(drop).map_err(|e| e.kind()));
+        }
+    });
+    let _server = Server::start(&service_toml(WWW, &[member.ip()], "tcp", member.port(), ""));
+    for _ in 0..3 {
+        let ended = checks
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a check");
+        assert_eq!(ended, Err(ErrorKind::ConnectionReset), "the check's close");
+    }
+    accepting.join().expect("member thread");
+    // A graceful close would have left a TIME_WAIT socket per check, for a minute.
+    let waiting = time_wait_sockets(&member);
+    assert!(waiting.is_empty(), "TIME_WAIT sockets: {waiting:?}");
+}
+
+/// Lines of /proc/net/tcp in state TIME_WAIT with `addr` at either end.
+fn time_wait_sockets(addr: &SocketAddr) -> Vec<String> {
+    const TIME_WAIT: &str = "06";
+    let IpAddr::V4(ip) = addr.ip() else {
+        panic!("IPv4 members only");
+    };
+    // The kernel prints the address as the in-memory (network order) word read natively.
+    let hex = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(ip.octets()),
+        addr.port()
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 3 && fields[3] == TIME_WAIT && (fields[1] == hex || fields[2] == hex)
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::error::Error;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::time::Duration;
 
 use reqwest::header::{HOST, HeaderValue};
 
@@ -138,10 +139,13 @@ impl Probe {
     /// Runs the check once; `Err` says why it failed in a few words.
     pub async fn run(&self) -> Result<(), String> {
         match self {
-            Probe::Tcp(target) => tokio::net::TcpStream::connect(target)
-                .await
-                .map(drop)
-                .map_err(|e| describe_io(&e)),
+            Probe::Tcp(target) => {
+                let stream = tokio::net::TcpStream::connect(target)
+                    .await
+                    .map_err(|e| describe_io(&e))?;
+                abort_on_close(&stream);
+                Ok(())
+            }
             Probe::Http {
                 client,
                 url,
@@ -164,9 +168,18 @@ impl Probe {
     }
 }
 
+/// Makes closing `stream` send a reset instead of a FIN, as HAProxy does with its checks: a
+/// graceful close leaves the checker a TIME_WAIT socket for a minute per check (at 20,000
+/// checks/s, nine times what Linux keeps on a 24 GB machine: the table overflows) and costs
+/// both hosts four packets instead of one. A zero linger aborts at once: closing never blocks.
+fn abort_on_close(stream: &tokio::net::TcpStream) {
+    if let Err(error) = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO)) {
+        tracing::debug!(%error, "cannot set a zero linger; the check closes gracefully");
+    }
+}
+
 /// The innermost cause of an error, which is the part an operator can act on
-/// ("connection refused", not "error sending request for url").
-/// The innermost error of a chain, in words an operator reads in a log.
+/// ("connection refused", not "error sending request for url"), in words for a log.
 pub fn root_cause(error: &(dyn Error + 'static)) -> String {
     let mut cause = error;
     while let Some(next) = cause.source() {
