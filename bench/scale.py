@@ -9,7 +9,9 @@ killing the first service's primary to its answer changing, without DNS load and
 dnsperf sending `rate` queries/s from CPU 1 (needs dnsperf). Loopback only; loops bounded.
 
 Usage: bench/scale.py [services, default 10000] [rate, default 100000] [kind: tcp (default) or
-http, for every service but the first, whose members are plain TCP listeners]
+http, for every service but the first, whose members are plain TCP listeners] [members: closed
+(default: a closed port, refused at once) or live (one listener on CPU 1 accepts for them all;
+tcp only)]
 (run `cargo build --release` first)
 """
 
@@ -17,6 +19,7 @@ import os
 import random
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -30,7 +33,7 @@ import failover  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "target", "release", "failover-dns")
 DNS = ("127.0.0.1", 5387)
-CLOSED_PORT, LIVE_PORT = 9, 5303
+CLOSED_PORT, LIVE_PORT, ACCEPTOR_PORT = 9, 5303, 5304
 PRIMARY, STANDBY = "127.0.0.31", "127.0.0.32"
 KILLS = 5
 
@@ -83,10 +86,11 @@ class Listener:
         self.socket.close()
 
 
-def connect_floor(members, count=100000):
+def connect_floor(members, port, count=100000):
     """Kernel CPU of the bare minimum a TCP check does (socket, non-blocking connect to a
-    closed loopback port, close), in µs per check, measured in a tight loop on CPU 0. On
-    loopback the kernel also does the member's side (the RST) in the caller's time."""
+    loopback port, close with a reset), in µs per check, measured in a tight loop on CPU 0. On
+    loopback the kernel also does the member's side (the RST, or the handshake) in the
+    caller's time."""
     affinity = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {0})
     try:
@@ -94,11 +98,33 @@ def connect_floor(members, count=100000):
         for i in range(count):
             s = socket.socket()
             s.setblocking(False)
-            s.connect_ex((member(i % members), CLOSED_PORT))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.connect_ex((member(i % members), port))
             s.close()
         return (os.times().system - before.system) / count * 1e6
     finally:
         os.sched_setaffinity(0, affinity)
+
+
+# Accepts and closes connections to any loopback address on ACCEPTOR_PORT, as fast as it can.
+ACCEPTOR = f"""
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", {ACCEPTOR_PORT}))
+s.listen(4096)
+while True:
+    s.accept()[0].close()
+"""
+
+
+def time_wait():
+    """Sockets in TIME_WAIT on the host (from /proc/net/sockstat)."""
+    for line in open("/proc/net/sockstat"):
+        if line.startswith("TCP:"):
+            fields = line.split()
+            return int(fields[fields.index("tw") + 1])
+    return 0
 
 
 def failover_times(name, kills):
@@ -118,6 +144,8 @@ def main():
     services = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
     rate = int(sys.argv[2]) if len(sys.argv) > 2 else 100000
     kind = sys.argv[3] if len(sys.argv) > 3 else "tcp"
+    live = len(sys.argv) > 4 and sys.argv[4] == "live"
+    member_port = ACCEPTOR_PORT if live else CLOSED_PORT
     failover.DNS = DNS
     random.seed(3)
     with tempfile.TemporaryDirectory() as work:
@@ -133,7 +161,7 @@ def main():
                 if i == 0:
                     members, port, check = f'"{PRIMARY}", "{STANDBY}"', LIVE_PORT, "tcp"
                 else:
-                    members, port = f'"{member(2 * i)}", "{member(2 * i + 1)}"', CLOSED_PORT
+                    members, port = f'"{member(2 * i)}", "{member(2 * i + 1)}"', member_port
                     check = kind
                 f.write(f'[[service]]\nname = "svc{i}.scale.test."\nttl = 5\nmembers = [{members}]\n'
                         f'[service.check]\nkind = "{check}"\nport = {port}\ninterval = "1s"\n'
@@ -144,6 +172,8 @@ def main():
                 f.write(f"svc{random.randrange(services)}.scale.test A\n")
 
         standby = Listener(STANDBY)
+        acceptor = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-c", ACCEPTOR]) \
+            if live else None
         server = subprocess.Popen(["taskset", "-c", "0", BINARY, "run", "--config", config],
                                   stderr=subprocess.DEVNULL)
         try:
@@ -152,9 +182,11 @@ def main():
             before, started = cpu_seconds(server.pid), time.monotonic()
             time.sleep(20)
             share = (cpu_seconds(server.pid) - before) / (time.monotonic() - started)
-            print(f"{services} services, {2 * services} members, {kind} checks every 1s")
-            print(f"checks only: {100 * share:.1f}% of one core, RSS {rss_mb(server.pid):.1f} MB")
-            floor = connect_floor(2 * services)
+            print(f"{services} services, {2 * services} members "
+                  f"({'live' if live else 'closed port'}), {kind} checks every 1s")
+            print(f"checks only: {100 * share:.1f}% of one core, RSS {rss_mb(server.pid):.1f} MB, "
+                  f"{time_wait()} sockets in TIME_WAIT")
+            floor = connect_floor(2 * services, member_port)
             print(f"kernel floor (socket+connect+close in a loop): {floor:.1f} µs per check = "
                   f"{floor * 2 * services / 1e4:.1f}% of one core at {2 * services} checks/s")
 
@@ -178,6 +210,8 @@ def main():
             server.kill()
             server.wait()
             standby.close()
+            if acceptor:
+                acceptor.kill()
 
 
 if __name__ == "__main__":
