@@ -23,7 +23,7 @@ use hickory_proto::rr::{LowerName, Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use crate::dns::answer::additional_target;
-use crate::dns::server::{Answered, MAX_UDP_PAYLOAD};
+use crate::dns::server::{Answered, MAX_UDP_PAYLOAD, Protocol};
 use crate::snapshot::{Snapshot, ZoneSnapshot};
 use crate::zone::StaticZone;
 
@@ -332,9 +332,15 @@ impl FastPath {
         self.negative_soa.clear();
     }
 
-    /// The response to `request` from the pre-rendered answers of `snapshot`, or None when
-    /// the full path must decide it. Byte for byte what the full path sends when Some.
-    pub fn respond(&mut self, snapshot: &Snapshot, request: &[u8]) -> Option<Answered> {
+    /// The response to `request`, arrived over `protocol`, from the pre-rendered answers of
+    /// `snapshot`, or None when the full path must decide it. Byte for byte what the full path
+    /// sends when Some.
+    pub fn respond(
+        &mut self,
+        snapshot: &Snapshot,
+        request: &[u8],
+        protocol: Protocol,
+    ) -> Option<Answered> {
         let plain = parse(request)?;
         let name_len = plain.question.len() - TYPE_AND_CLASS;
         let mut lower = [0u8; 255];
@@ -357,9 +363,10 @@ impl FastPath {
         } else {
             section
         };
-        let limit = match plain.edns {
-            None => 512,
-            Some((_, payload)) => payload.clamp(512, MAX_UDP_PAYLOAD),
+        let limit = match (protocol, plain.edns) {
+            (Protocol::Udp, None) => 512,
+            (Protocol::Udp, Some((_, payload))) => payload.clamp(512, MAX_UDP_PAYLOAD),
+            _ => u16::MAX,
         };
         let len = base + section.len() + plain.edns.map_or(0, |_| OPT_LEN);
         if len > usize::from(limit) {
@@ -750,20 +757,28 @@ mod tests {
 
     /// Whether the fast path answers `request` (a fresh worker each time, and one that has
     /// answered before), and if so, exactly as the full path does.
+    /// Over UDP and over TCP; true when the fast path answered over UDP (and then it must
+    /// over TCP too, where only the size limit differs and is larger).
     fn check(worker: &mut FastPath, snapshot: &Snapshot, request: &[u8]) -> bool {
-        let full = respond_to_bytes(snapshot, request, Protocol::Udp);
-        let fast = FastPath::default().respond(snapshot, request);
-        let again = worker.respond(snapshot, request);
-        assert_eq!(
-            fast.as_ref().map(|a| &a.bytes),
-            again.as_ref().map(|a| &a.bytes)
-        );
-        match fast {
-            Some(fast) => {
-                assert_eq!(Some(&fast.bytes), full.as_ref(), "request {request:02x?}");
-                true
+        let mut answered = Vec::new();
+        for protocol in [Protocol::Udp, Protocol::Tcp] {
+            let full = respond_to_bytes(snapshot, request, protocol);
+            let fast = FastPath::default().respond(snapshot, request, protocol);
+            let again = worker.respond(snapshot, request, protocol);
+            assert_eq!(
+                fast.as_ref().map(|a| &a.bytes),
+                again.as_ref().map(|a| &a.bytes)
+            );
+            if let Some(fast) = fast {
+                let context = format!("{protocol:?} request {request:02x?}");
+                assert_eq!(Some(&fast.bytes), full.as_ref(), "{context}");
+                answered.push(protocol);
             }
-            None => false,
+        }
+        match answered[..] {
+            [] | [Protocol::Tcp] => false,
+            [Protocol::Udp, Protocol::Tcp] => true,
+            _ => panic!("answered fast over {answered:?} only: {request:02x?}"),
         }
     }
 
@@ -788,7 +803,11 @@ mod tests {
         let mut worker = FastPath::default();
         let rcode = |worker: &mut FastPath, name: &str, qtype: u16| {
             worker
-                .respond(&snapshot, &request(7, [1, 0], name, qtype, None))
+                .respond(
+                    &snapshot,
+                    &request(7, [1, 0], name, qtype, None),
+                    Protocol::Udp,
+                )
                 .map(|a| a.rcode)
         };
         for (name, qtype, expected) in [
@@ -834,7 +853,7 @@ mod tests {
             Some((1232, false)),
             OPTIONS[5],
         );
-        assert!(worker.respond(&snapshot, &subnet).is_none());
+        assert!(worker.respond(&snapshot, &subnet, Protocol::Udp).is_none());
         // With EDNS the big answer fits and is fast.
         let big = request(7, [1, 0], "big.example.test.", 16, Some((1232, false)));
         assert!(check(&mut worker, &snapshot, &big));
@@ -852,7 +871,10 @@ mod tests {
             "alias.svc.example.test.",
         ] {
             let request = request(9, [1, 0], name, 1, None);
-            assert!(worker.respond(&snapshot, &request).is_none(), "{name}");
+            assert!(
+                worker.respond(&snapshot, &request, Protocol::Udp).is_none(),
+                "{name}"
+            );
         }
         let static_a = request(9, [1, 0], "static.svc.example.test.", 1, None);
         assert!(check(&mut worker, &snapshot, &static_a));
@@ -863,7 +885,10 @@ mod tests {
             "x.deep.er.wild.test.",
         ] {
             let request = request(9, [1, 0], name, 1, None);
-            assert!(worker.respond(&wild, &request).is_none(), "{name}");
+            assert!(
+                worker.respond(&wild, &request, Protocol::Udp).is_none(),
+                "{name}"
+            );
         }
         let txt = request(9, [1, 0], "here.w.wild.test.", 16, None);
         assert!(check(&mut worker, &wild, &txt));

@@ -4,13 +4,14 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read};
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use hickory_proto::rr::RecordType;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
 
 const WWW: &str = "www.svc.example.test.";
 
@@ -179,6 +180,48 @@ fn time_wait_sockets(addr: &SocketAddr) -> Vec<String> {
         })
         .map(str::to_string)
         .collect()
+}
+
+#[test]
+fn negative_answers_on_an_open_tcp_connection_carry_the_serial_after_a_failover() {
+    let Pair {
+        primary,
+        _standby,
+        server,
+        s,
+        ..
+    } = healthy_pair("tcp", |toml| toml);
+    let mut connection = TcpStream::connect(server.dns).expect("connect");
+    connection
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let before = nxdomain_serial(&mut connection);
+    assert_eq!(before, server.serial());
+    primary.kill();
+    server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
+    let after = nxdomain_serial(&mut connection);
+    assert_ne!(after, before, "the failover raised the serial");
+    assert_eq!(after, server.serial());
+}
+
+/// The SOA serial in the NXDOMAIN answer to a query sent over `connection`.
+fn nxdomain_serial(connection: &mut TcpStream) -> u32 {
+    let bytes = request("nx.svc.example.test.", RecordType::A)
+        .to_vec()
+        .expect("encode");
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    connection.write_all(&framed).expect("send");
+    let mut length = [0u8; 2];
+    connection.read_exact(&mut length).expect("length");
+    let mut response = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    connection.read_exact(&mut response).expect("response");
+    let response = Message::from_vec(&response).expect("a DNS message");
+    assert_eq!(rcode(&response), ResponseCode::NXDomain);
+    match response.authorities.first().map(|r| &r.data) {
+        Some(RData::SOA(soa)) => soa.serial,
+        other => panic!("no SOA in authority: {other:?}"),
+    }
 }
 
 #[test]

@@ -84,7 +84,7 @@ impl ResponseCache {
             self.fast.clear();
             self.snapshot = Some(Arc::clone(snapshot));
         }
-        if let Some(answered) = self.fast.respond(snapshot, request) {
+        if let Some(answered) = self.fast.respond(snapshot, request, Protocol::Udp) {
             return Some(answered);
         }
         let (Some(id), Some(key)) = (request.get(..2), request.get(2..)) else {
