@@ -1,5 +1,5 @@
-//! Static answers in wire form, rendered when a zone loads, and the UDP fast path that serves
-//! them: a plain one-question request whose answer cannot change with health is answered by
+//! Static answers in wire form, rendered when a zone loads, and the fast path that serves
+//! them over UDP and TCP: a plain one-question request whose answer cannot change with health is answered by
 //! copying bytes, without decoding it into hickory's types or walking the record store.
 //!
 //! Why by hand: the full path (hickory's decoder, [`crate::dns::answer`], hickory's encoder)
@@ -309,8 +309,9 @@ fn render(records: &[&Record], base: usize) -> Option<Vec<u8>> {
     Some(buffer.split_off(base))
 }
 
-/// A UDP worker's side of the fast path: the negative-answer SOA rendered for each offset it
-/// has been needed at, for the current snapshot (its serial is the snapshot's).
+/// A UDP worker's or TCP connection's side of the fast path: the negative-answer SOA rendered
+/// for each offset it has been needed at, for the current snapshot (its serial is the
+/// snapshot's).
 #[derive(Debug, Default)]
 pub struct FastPath {
     /// By zone index, then by the offset the SOA starts at (the question's end).
