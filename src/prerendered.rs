@@ -17,6 +17,7 @@
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, Record, RecordType};
@@ -310,10 +311,12 @@ fn render(records: &[&Record], base: usize) -> Option<Vec<u8>> {
 }
 
 /// A UDP worker's or TCP connection's side of the fast path: the negative-answer SOA rendered
-/// for each offset it has been needed at, for the current snapshot (its serial is the
-/// snapshot's).
+/// for each offset it has been needed at, for the snapshot it last answered from (its serial
+/// is that snapshot's; a new snapshot starts it afresh).
 #[derive(Debug, Default)]
 pub struct FastPath {
+    /// Held, not just compared by address, so a new snapshot can never reuse the old one's.
+    snapshot: Option<Arc<Snapshot>>,
     /// By zone index, then by the offset the SOA starts at (the question's end).
     negative_soa: Vec<Vec<Option<Box<[u8]>>>>,
 }
@@ -328,20 +331,23 @@ struct Plain<'r> {
 }
 
 impl FastPath {
-    /// Forgets what was rendered for an earlier snapshot.
-    pub fn clear(&mut self) {
-        self.negative_soa.clear();
-    }
-
     /// The response to `request`, arrived over `protocol`, from the pre-rendered answers of
     /// `snapshot`, or None when the full path must decide it. Byte for byte what the full path
     /// sends when Some.
     pub fn respond(
         &mut self,
-        snapshot: &Snapshot,
+        snapshot: &Arc<Snapshot>,
         request: &[u8],
         protocol: Protocol,
     ) -> Option<Answered> {
+        if !self
+            .snapshot
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, snapshot))
+        {
+            self.negative_soa.clear();
+            self.snapshot = Some(Arc::clone(snapshot));
+        }
         let plain = parse(request)?;
         let name_len = plain.question.len() - TYPE_AND_CLASS;
         let mut lower = [0u8; 255];
@@ -595,7 +601,7 @@ mod tests {
     }
 
     /// Snapshots of the test zones, with the names each holds plus some that do not exist.
-    fn snapshots() -> Vec<(Snapshot, Vec<String>)> {
+    fn snapshots() -> Vec<(Arc<Snapshot>, Vec<String>)> {
         let server = Arc::new(ServerStrings::default());
         let missing = [
             "nx.svc.example.test.",
@@ -639,7 +645,7 @@ mod tests {
                     zones,
                     server: Arc::clone(&server),
                 };
-                (snapshot, names)
+                (Arc::new(snapshot), names)
             })
             .collect()
     }
@@ -760,7 +766,7 @@ mod tests {
     /// answered before), and if so, exactly as the full path does.
     /// Over UDP and over TCP; true when the fast path answered over UDP (and then it must
     /// over TCP too, where only the size limit differs and is larger).
-    fn check(worker: &mut FastPath, snapshot: &Snapshot, request: &[u8]) -> bool {
+    fn check(worker: &mut FastPath, snapshot: &Arc<Snapshot>, request: &[u8]) -> bool {
         let mut answered = Vec::new();
         for protocol in [Protocol::Udp, Protocol::Tcp] {
             let full = respond_to_bytes(snapshot, request, protocol);
@@ -989,18 +995,18 @@ mod tests {
     fn negative_answers_carry_the_current_snapshots_serial() {
         let (old, _) = snapshots().swap_remove(1);
         let zone = &old.zones[0];
-        let newer = Snapshot {
+        let newer = Arc::new(Snapshot {
             zones: vec![ZoneSnapshot::new(
                 Arc::clone(&zone.data),
                 2000,
                 zone.services.clone(),
             )],
             server: Arc::clone(&old.server),
-        };
+        });
         let mut worker = FastPath::default();
         let request = request(5, [1, 0], "nx.example.test.", 1, None);
         assert!(check(&mut worker, &old, &request));
-        worker.clear();
+        // The same worker, with no word but the new snapshot itself.
         assert!(check(&mut worker, &newer, &request));
         assert_ne!(
             respond_to_bytes(&old, &request, Protocol::Udp),

@@ -6,7 +6,7 @@
 #![no_main]
 
 use std::path::Path;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use failover_dns::dns::server::{MAX_UDP_PAYLOAD, Protocol, respond_to_bytes};
 use failover_dns::health::Monitor;
@@ -15,10 +15,10 @@ use failover_dns::snapshot::Snapshot;
 use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;
 
-static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
+static SNAPSHOT: LazyLock<Arc<Snapshot>> = LazyLock::new(|| {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz.toml");
     let plan = failover_dns::config::load(&config).unwrap_or_else(|e| panic!("{e}"));
-    Monitor::new(plan, Vec::new(), Default::default(), None).snapshot()
+    Arc::new(Monitor::new(plan, Vec::new(), Default::default(), None).snapshot())
 });
 
 fuzz_target!(|data: &[u8]| {

@@ -81,7 +81,6 @@ impl ResponseCache {
             .is_some_and(|current| Arc::ptr_eq(current, snapshot))
         {
             self.entries.clear();
-            self.fast.clear();
             self.snapshot = Some(Arc::clone(snapshot));
         }
         if let Some(answered) = self.fast.respond(snapshot, request, Protocol::Udp) {

@@ -24,7 +24,7 @@ use tracing::debug;
 use super::server::{Protocol, count_query, respond};
 use crate::metrics::Metrics;
 use crate::prerendered::FastPath;
-use crate::snapshot::{Snapshot, SnapshotCell};
+use crate::snapshot::SnapshotCell;
 
 /// How long an accept loop pauses when the process is out of file descriptors, instead of
 /// retrying in a busy loop while connections wait in the backlog.
@@ -147,10 +147,8 @@ async fn serve(
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut received: Vec<u8> = Vec::with_capacity(512);
-    // The pre-rendered answers, as UDP workers use them, with what they rendered for the
-    // snapshot they last answered from.
+    // The pre-rendered answers, as UDP workers use them.
     let mut fast = FastPath::default();
-    let mut fast_for: Option<Arc<Snapshot>> = None;
     let mut draining = *stopping.borrow();
     let mut drain_reads = 0;
     loop {
@@ -159,13 +157,6 @@ async fn serve(
             consumed += 2 + message.len();
             let started = Instant::now();
             let snapshot = shared.cell.load();
-            if !fast_for
-                .as_ref()
-                .is_some_and(|current| Arc::ptr_eq(current, &*snapshot))
-            {
-                fast.clear();
-                fast_for = Some(Arc::clone(&*snapshot));
-            }
             let answered = fast
                 .respond(&snapshot, message, Protocol::Tcp)
                 .or_else(|| respond(&snapshot, message, Protocol::Tcp, peer));
