@@ -16,6 +16,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 pub use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
+use socket2::{Domain, Protocol as SocketProtocol, Socket, Type};
 use tracing::info;
 
 use super::answer::{Query, Question, Response, answer};
@@ -350,6 +351,21 @@ impl Listeners {
         tcp.shutdown().await;
         let _ = stopped.await;
     }
+}
+
+/// An unbound socket for `addr`. An IPv6 address gets IPv6 only, over UDP and TCP alike, so
+/// `0.0.0.0:53` and `[::]:53` can be listed side by side (Linux would otherwise let `[::]`
+/// take IPv4 too, and the second bind fail).
+pub(super) fn socket_for(
+    addr: SocketAddr,
+    kind: Type,
+    protocol: SocketProtocol,
+) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), kind, Some(protocol))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    Ok(socket)
 }
 
 /// Binds UDP and TCP on every address and starts serving from `cell`. Fails, naming the

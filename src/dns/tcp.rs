@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol as SocketProtocol, Socket, Type};
+use socket2::{Protocol as SocketProtocol, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tracing::debug;
 
-use super::server::{Protocol, count_query, respond};
+use super::server::{Protocol, count_query, respond, socket_for};
 use crate::metrics::Metrics;
 use crate::prerendered::FastPath;
 use crate::snapshot::SnapshotCell;
@@ -83,18 +83,9 @@ impl Tcp {
 /// Backlog of a listener: as many completed connections as a shutdown still serves.
 const BACKLOG: i32 = DRAIN_CONNECTIONS as i32;
 
-/// A listener on `addr`. An IPv6 address listens for IPv6 only, as the UDP sockets do, so
-/// `0.0.0.0:53` and `[::]:53` can be listed side by side (Linux would otherwise let `[::]`
-/// take IPv4 too, and the second bind fail).
+/// A listener on `addr` (IPv6 only on an IPv6 address: [`socket_for`]).
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM,
-        Some(SocketProtocol::TCP),
-    )?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
+    let socket = socket_for(addr, Type::STREAM, SocketProtocol::TCP)?;
     // As tokio's own `TcpListener::bind`: a restart must not wait for old connections'
     // TIME_WAIT to end.
     socket.set_reuse_address(true)?;

@@ -29,11 +29,11 @@ use nix::sys::socket::{
     ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, RecvMsg, SockaddrStorage,
     recvmmsg, sendmmsg, setsockopt, sockopt,
 };
-use socket2::{Domain, Protocol as SocketProtocol, Socket, Type};
+use socket2::{Protocol as SocketProtocol, Type};
 use tracing::{debug, warn};
 
 use super::cache::ResponseCache;
-use super::server::QueryCounts;
+use super::server::{QueryCounts, socket_for};
 use crate::metrics::Metrics;
 use crate::snapshot::SnapshotCell;
 
@@ -93,14 +93,7 @@ impl Workers {
 }
 
 fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::DGRAM,
-        Some(SocketProtocol::UDP),
-    )?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
+    let socket = socket_for(addr, Type::DGRAM, SocketProtocol::UDP)?;
     socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
     let socket: UdpSocket = socket.into();
