@@ -4,7 +4,8 @@
 Members are loopback addresses on a closed port (connections refused at once), except the
 first service's two, which get real listeners. The server runs pinned to CPU 0. Prints:
 the server's CPU (share of one core) and RSS with only checks running; the kernel's own cost
-of the same connects done in a tight loop (the floor any TCP check pays); then the time from
+of the same connects done in a tight loop (the floor any TCP check pays, with a socket reused
+as failover-dns does and with a new one each time); then the time from
 killing the first service's primary to its answer changing, without DNS load and with
 dnsperf sending `rate` queries/s from CPU 1 (needs dnsperf). Loopback only; loops bounded.
 
@@ -15,6 +16,7 @@ tcp only)]
 (run `cargo build --release` first)
 """
 
+import ctypes
 import os
 import random
 import socket
@@ -86,23 +88,37 @@ class Listener:
         self.socket.close()
 
 
-def connect_floor(members, port, count=100000):
-    """Kernel CPU of the bare minimum a TCP check does (socket, non-blocking connect to a
-    loopback port, close with a reset), in µs per check, measured in a tight loop on CPU 0. On
-    loopback the kernel also does the member's side (the RST, or the handshake) in the
-    caller's time."""
+LIBC = ctypes.CDLL(None, use_errno=True)
+UNSPECIFIED = struct.pack("H14x", socket.AF_UNSPEC)  # a sockaddr that disconnects a TCP socket
+
+
+def connect_floor(members, port, reuse, count=100000):
+    """Kernel CPU of the bare minimum a TCP check does, in µs per check, measured in a tight
+    loop on CPU 0: a non-blocking connect to a loopback port, and either a new socket each time
+    closed with a reset (reuse=False), or one socket disconnected with a reset (connect with
+    AF_UNSPEC) and connected again, as failover-dns does. On loopback the kernel also does the
+    member's side (the RST, or the handshake) in the caller's time."""
     affinity = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {0})
+    s = None
     try:
         before = os.times()
         for i in range(count):
-            s = socket.socket()
-            s.setblocking(False)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            if s is None:
+                s = socket.socket()
+                s.setblocking(False)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             s.connect_ex((member(i % members), port))
-            s.close()
+            if reuse:
+                if LIBC.connect(s.fileno(), UNSPECIFIED, len(UNSPECIFIED)) != 0:
+                    raise OSError(ctypes.get_errno(), "disconnect")
+            else:
+                s.close()
+                s = None
         return (os.times().system - before.system) / count * 1e6
     finally:
+        if s is not None:
+            s.close()
         os.sched_setaffinity(0, affinity)
 
 
@@ -186,9 +202,10 @@ def main():
                   f"({'live' if live else 'closed port'}), {kind} checks every 1s")
             print(f"checks only: {100 * share:.1f}% of one core, RSS {rss_mb(server.pid):.1f} MB, "
                   f"{time_wait()} sockets in TIME_WAIT")
-            floor = connect_floor(2 * services, member_port)
-            print(f"kernel floor (socket+connect+close in a loop): {floor:.1f} µs per check = "
-                  f"{floor * 2 * services / 1e4:.1f}% of one core at {2 * services} checks/s")
+            for reuse, what in ((True, "connect+disconnect"), (False, "socket+connect+close")):
+                floor = connect_floor(2 * services, member_port, reuse)
+                print(f"kernel floor ({what} in a loop): {floor:.1f} µs per check = "
+                      f"{floor * 2 * services / 1e4:.1f}% of one core at {2 * services} checks/s")
 
             idle = failover_times("svc0.scale.test.", KILLS)
             print(f"failover without DNS load: median {1000 * statistics.median(idle):.0f} ms, "
