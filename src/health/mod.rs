@@ -436,19 +436,20 @@ impl Monitor {
                 .check_seconds
                 .observe(report.took.as_secs_f64());
         }
-        member.last_check = Some(LastCheck {
-            ok,
-            took: report.took,
-            error: report.outcome.as_ref().err().cloned(),
-            at: SystemTime::now(),
-        });
-        let addr = member.addr;
-        let Some(transition) = member.health.observe(
-            report.outcome,
+        let transition = member.health.observe(
+            &report.outcome,
             service.check.rise,
             service.check.fall,
             report.at,
-        ) else {
+        );
+        member.last_check = Some(LastCheck {
+            ok,
+            took: report.took,
+            error: report.outcome.err(),
+            at: SystemTime::now(),
+        });
+        let addr = member.addr;
+        let Some(transition) = transition else {
             return false;
         };
         info!(

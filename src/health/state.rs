@@ -77,8 +77,6 @@ pub struct MemberHealth {
     pub successes: u32,
     /// Consecutive failed checks, reset by a success.
     pub failures: u32,
-    /// The most recent check result.
-    pub last: Option<Outcome>,
 }
 
 impl MemberHealth {
@@ -89,7 +87,6 @@ impl MemberHealth {
             since: now,
             successes: 0,
             failures: 0,
-            last: None,
         }
     }
 
@@ -98,12 +95,12 @@ impl MemberHealth {
     /// consecutive successes.
     pub fn observe(
         &mut self,
-        outcome: Outcome,
+        outcome: &Outcome,
         rise: u32,
         fall: u32,
         now: Instant,
     ) -> Option<Transition> {
-        let next = match &outcome {
+        let next = match outcome {
             Ok(_) => {
                 self.successes = self.successes.saturating_add(1);
                 self.failures = 0;
@@ -126,7 +123,6 @@ impl MemberHealth {
                 }
             }
         };
-        self.last = Some(outcome);
         let (to, reason) = next?;
         let from = std::mem::replace(&mut self.state, to);
         self.since = now;
@@ -155,9 +151,9 @@ mod tests {
     fn first_result_decides_unknown_member() {
         let now = Instant::now();
         let mut up = MemberHealth::new(now);
-        assert_eq!(up.observe(OK, 3, 3, now).map(|t| t.to), Some(State::Up));
+        assert_eq!(up.observe(&OK, 3, 3, now).map(|t| t.to), Some(State::Up));
         let mut down = MemberHealth::new(now);
-        let t = down.observe(fail(), 3, 3, now).expect("transition");
+        let t = down.observe(&fail(), 3, 3, now).expect("transition");
         assert_eq!(
             (t.from, t.to, t.reason.as_str()),
             (State::Unknown, State::Down, "connection refused")
@@ -168,12 +164,12 @@ mod tests {
     fn up_member_goes_down_after_fall_consecutive_failures() {
         let now = Instant::now();
         let mut member = MemberHealth::new(now);
-        member.observe(OK, 2, 3, now);
-        assert_eq!(member.observe(fail(), 2, 3, now), None);
-        assert_eq!(member.observe(fail(), 2, 3, now), None);
+        member.observe(&OK, 2, 3, now);
+        assert_eq!(member.observe(&fail(), 2, 3, now), None);
+        assert_eq!(member.observe(&fail(), 2, 3, now), None);
         let later = now + Duration::from_secs(1);
         let t = member
-            .observe(fail(), 2, 3, later)
+            .observe(&fail(), 2, 3, later)
             .expect("down on third failure");
         assert_eq!((t.from, t.to), (State::Up, State::Down));
         assert_eq!(member.since, later);
@@ -183,11 +179,11 @@ mod tests {
     fn a_success_resets_the_failure_count() {
         let now = Instant::now();
         let mut member = MemberHealth::new(now);
-        member.observe(OK, 2, 2, now);
-        member.observe(fail(), 2, 2, now);
-        member.observe(OK, 2, 2, now);
+        member.observe(&OK, 2, 2, now);
+        member.observe(&fail(), 2, 2, now);
+        member.observe(&OK, 2, 2, now);
         assert_eq!(
-            member.observe(fail(), 2, 2, now),
+            member.observe(&fail(), 2, 2, now),
             None,
             "flapping must not bring it down"
         );
@@ -198,12 +194,12 @@ mod tests {
     fn down_member_comes_up_after_rise_consecutive_successes() {
         let now = Instant::now();
         let mut member = MemberHealth::new(now);
-        member.observe(fail(), 3, 2, now);
-        assert_eq!(member.observe(OK, 3, 2, now), None);
-        member.observe(fail(), 3, 2, now);
-        assert_eq!(member.observe(OK, 3, 2, now), None);
-        assert_eq!(member.observe(OK, 3, 2, now), None);
-        let t = member.observe(OK, 3, 2, now).expect("up on third success");
+        member.observe(&fail(), 3, 2, now);
+        assert_eq!(member.observe(&OK, 3, 2, now), None);
+        member.observe(&fail(), 3, 2, now);
+        assert_eq!(member.observe(&OK, 3, 2, now), None);
+        assert_eq!(member.observe(&OK, 3, 2, now), None);
+        let t = member.observe(&OK, 3, 2, now).expect("up on third success");
         assert_eq!((t.from, t.to), (State::Down, State::Up));
         assert_eq!(t.reason, "3 consecutive checks passed");
     }
