@@ -51,15 +51,16 @@ ns1 IN A 192.0.2.1
 """
 
 
-def query_a(name):
-    """The A addresses the server answers for `name` now, or None on timeout."""
+def query_a(name, timeout=0.5):
+    """The A addresses the server answers for `name` now, or None if no answer comes within
+    `timeout` seconds."""
     qid = random.randrange(65536)
     packet = struct.pack(">HHHHHH", qid, 0, 1, 0, 0, 0)
     for label in name.rstrip(".").split("."):
         packet += bytes([len(label)]) + label.encode()
     packet += b"\0" + struct.pack(">HH", 1, 1)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.5)
+        s.settimeout(timeout)
         s.sendto(packet, DNS)
         try:
             data, _ = s.recvfrom(4096)
