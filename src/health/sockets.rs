@@ -178,6 +178,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_address_family_keeps_its_own_sockets() {
+        let v4 = std::net::TcpListener::bind("127.0.0.1:0").expect("bind v4");
+        let v6 = std::net::TcpListener::bind("[::1]:0").expect("bind v6");
+        let pool = SocketPool::default();
+        for _ in 0..3 {
+            for listener in [&v4, &v6] {
+                let target = listener.local_addr().expect("addr");
+                pool.connect(target).await.expect("accepted");
+                let (_, peer) = listener.accept().expect("queued");
+                assert_eq!(peer.is_ipv6(), target.is_ipv6());
+            }
+        }
+        assert_eq!(pool.idle(), 2, "one socket per family, each reused");
+    }
+
+    #[tokio::test]
     async fn an_idle_socket_holds_no_address_or_port() {
         // Reconnected elsewhere, a socket that kept its source address would send from the
         // first route's address; one that kept its port would hold it for nothing.
