@@ -129,6 +129,42 @@ fn tcp_check_fails_over_on_connection_refused() {
 }
 
 #[test]
+fn tcp_check_fails_over_when_the_primary_stops_accepting() {
+    // A stopped process's kernel keeps completing handshakes until the listen backlog is
+    // full, then drops new SYNs: from then on every check's connect hangs until its timeout.
+    let (p, s) = two_members();
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    listener.bind(&p.into()).expect("bind primary");
+    listener.listen(1).expect("listen");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let accepting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let acceptor = {
+        let accepting = std::sync::Arc::clone(&accepting);
+        let listener = listener.try_clone().expect("clone");
+        std::thread::spawn(move || {
+            while accepting.load(std::sync::atomic::Ordering::Relaxed) {
+                if listener.accept().is_err() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        })
+    };
+    let _standby = HttpBackend::start(s);
+    let server = Server::start(&service_toml(WWW, &[p.ip(), s.ip()], "tcp", p.port(), ""));
+    server.wait_for_members_up(2);
+    assert_eq!(server.addresses(WWW), [p.ip()]);
+
+    accepting.store(false, std::sync::atomic::Ordering::Relaxed);
+    acceptor.join().expect("acceptor");
+    server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
+    server.assert_logged(&format!(
+        "member {} of {WWW} is down: timeout after 200ms",
+        p.ip()
+    ));
+}
+
+#[test]
 fn tcp_checks_close_with_a_reset_and_leave_no_time_wait() {
     // A member that, like most services, reads what a client sends and closes when it ends.
     let listener = TcpListener::bind((loopback_ip(), 0)).expect("member listener");

@@ -1,13 +1,16 @@
 //! TCP sockets kept from one check to the next.
 //!
-//! A TCP check that opens a socket, connects and closes it pays the kernel for `socket()`,
-//! registering with and leaving epoll, and `close()` on top of the connect itself: on loopback,
-//! 13.7 µs of kernel time per refused check, against 8.8 µs when one socket is connected again
-//! and again. Linux lets a TCP socket be disconnected and reused: `connect()` with `AF_UNSPEC`
-//! aborts the connection with a reset, exactly as the zero-linger close before it did, releases
-//! the source address and port, and leaves the socket as if new. So a finished check hands its
-//! socket back to a pool, which stays registered with the reactor. A check cut short by its
-//! timeout drops its socket instead (closed with a reset), so no half-open connection is reused.
+//! A TCP check that opens a socket, connects and closes it pays the kernel for `socket()` and
+//! `close()` on top of the connect itself. Linux lets a TCP socket be disconnected and reused:
+//! `connect()` with `AF_UNSPEC` aborts the connection with a reset, exactly as the zero-linger
+//! close before it did, releases the source address and port, and leaves the socket as if new.
+//! So a finished check hands its socket back to a pool. A check cut short by its timeout drops
+//! its socket instead (closed with a reset), so no half-open connection is reused.
+//!
+//! A socket is registered with the reactor for one connection attempt only, after `connect`:
+//! tokio keeps a socket's "closed" readiness forever once it has seen it (closed is final for a
+//! socket used once), so a socket registered across attempts would look ready from its first
+//! disconnect on, and a check waiting for a connection that hangs would never wait.
 
 use std::io;
 use std::net::SocketAddr;
@@ -23,24 +26,24 @@ use tokio::io::unix::AsyncFd;
 /// even 20,000 checks a second keep only a handful in flight at once.
 const MAX_IDLE: usize = 256;
 
-/// Unconnected TCP sockets, registered with the reactor, ready for the next check.
+/// Unconnected TCP sockets, ready for the next check.
 #[derive(Debug, Default)]
 pub struct SocketPool {
     /// Idle IPv4 and IPv6 sockets.
-    idle: Mutex<[Vec<AsyncFd<Socket>>; 2]>,
+    idle: Mutex<[Vec<Socket>; 2]>,
 }
 
 impl SocketPool {
     /// Connects to `target` and disconnects at once: `Ok` when the connection was accepted.
-    /// Must run inside the tokio runtime (sockets register with its reactor).
+    /// Must run inside the tokio runtime (a connection in progress registers with its reactor).
     pub async fn connect(&self, target: SocketAddr) -> io::Result<()> {
         let socket = match self.take(target) {
             Some(socket) => socket,
             None => fresh(target)?,
         };
-        let outcome = connect_once(&socket, target).await;
+        let (socket, outcome) = connect_once(socket, target).await?;
         // A socket in an unknown state is closed (by the drop) rather than reused.
-        if disconnect(socket.get_ref()).is_ok() {
+        if disconnect(&socket).is_ok() {
             self.give_back(target, socket);
         }
         outcome
@@ -52,11 +55,11 @@ impl SocketPool {
         self.lock().iter().map(Vec::len).sum()
     }
 
-    fn take(&self, target: SocketAddr) -> Option<AsyncFd<Socket>> {
+    fn take(&self, target: SocketAddr) -> Option<Socket> {
         self.lock()[family(target)].pop()
     }
 
-    fn give_back(&self, target: SocketAddr, socket: AsyncFd<Socket>) {
+    fn give_back(&self, target: SocketAddr, socket: Socket) {
         let mut idle = self.lock();
         let idle = &mut idle[family(target)];
         if idle.len() < MAX_IDLE {
@@ -64,7 +67,7 @@ impl SocketPool {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, [Vec<AsyncFd<Socket>>; 2]> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, [Vec<Socket>; 2]> {
         // A panic while holding the lock leaves nothing half-done: the lists stay valid.
         self.idle
             .lock()
@@ -80,7 +83,7 @@ fn family(target: SocketAddr) -> usize {
 /// checks do: a graceful close would leave the checker a TIME_WAIT socket for a minute per
 /// check (at 20,000 checks/s, nine times what Linux keeps on a 24 GB machine) and cost both
 /// hosts four packets instead of one.
-fn fresh(target: SocketAddr) -> io::Result<AsyncFd<Socket>> {
+fn fresh(target: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(target),
         Type::STREAM,
@@ -88,27 +91,39 @@ fn fresh(target: SocketAddr) -> io::Result<AsyncFd<Socket>> {
     )?;
     socket.set_nonblocking(true)?;
     socket.set_linger(Some(Duration::ZERO))?;
-    // SAFETY: a `Socket` owns its descriptor, which stays open until the `Socket` is dropped,
-    // and the `AsyncFd` drops it only after deregistering it; `as_raw_fd` never changes.
-    unsafe { AsyncFd::register_with_interest(socket, Interest::WRITABLE) }.map_err(io::Error::from)
+    Ok(socket)
 }
 
-/// One connection attempt on an unconnected socket.
-async fn connect_once(socket: &AsyncFd<Socket>, target: SocketAddr) -> io::Result<()> {
-    match socket.get_ref().connect(&target.into()) {
-        Ok(()) => return Ok(()),
+/// One connection attempt on an unconnected socket: the socket back (unless registering it
+/// failed), and how the attempt ended.
+async fn connect_once(socket: Socket, target: SocketAddr) -> io::Result<(Socket, io::Result<()>)> {
+    match socket.connect(&target.into()) {
+        Ok(()) => return Ok((socket, Ok(()))),
         Err(error) if error.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(error) => return Err(error),
+        Err(error) => return Ok((socket, Err(error))),
     }
+    // SAFETY: a `Socket` owns its descriptor, which stays open until the `Socket` is dropped;
+    // the `AsyncFd` deregisters before it drops or hands back the `Socket`, and `as_raw_fd`
+    // never changes.
+    let waiting = unsafe { AsyncFd::register_with_interest(socket, Interest::WRITABLE) }?;
+    let outcome = wait_for_connection(&waiting).await;
+    Ok((waiting.into_inner(), outcome))
+}
+
+/// Waits until the connection in progress on `socket` is set up or refused.
+async fn wait_for_connection(socket: &AsyncFd<Socket>) -> io::Result<()> {
     loop {
         let mut ready = socket.writable().await?;
-        // Readiness may be left over from the socket's previous check, so it is only a hint:
-        // the socket's own state says whether this attempt ended.
+        // Readiness is a hint: the socket's own state says whether the attempt ended.
         if let Some(error) = socket.get_ref().take_error()? {
             return Err(error);
         }
         match socket.get_ref().peer_addr() {
             Ok(_) => return Ok(()),
+            // Closed without an error: nothing more will happen, so never wait (or spin) on it.
+            Err(_) if ready.ready().is_write_closed() => {
+                return Err(io::ErrorKind::ConnectionAborted.into());
+            }
             Err(error) if error.raw_os_error() == Some(libc::ENOTCONN) => ready.clear_ready(),
             Err(error) => return Err(error),
         }
@@ -206,15 +221,14 @@ mod tests {
         let idle = pool
             .take("127.0.0.1:1".parse().expect("addr"))
             .expect("kept");
-        let local = idle.get_ref().local_addr().expect("local").as_socket();
+        let local = idle.local_addr().expect("local").as_socket();
         assert_eq!(local.map(|local| local.ip()), Some([0, 0, 0, 0].into()));
         // getsockname still shows the old port; what matters is that it is free again.
         std::net::TcpListener::bind(("127.0.0.1", client.port())).expect("the port was released");
     }
 
-    #[tokio::test]
-    async fn a_check_cut_short_does_not_return_its_socket() {
-        // A listener whose accept queue is full drops new SYNs: the connect hangs.
+    /// A listener whose accept queue is full: it drops new SYNs, so a connect to it hangs.
+    fn full_listener() -> (Socket, SocketAddr, std::net::TcpStream) {
         let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
         let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
         socket.bind(&addr.into()).expect("bind");
@@ -224,7 +238,50 @@ mod tests {
             .expect("addr")
             .as_socket()
             .expect("inet");
-        let _queued = std::net::TcpStream::connect(full).expect("queued");
+        let queued = std::net::TcpStream::connect(full).expect("queued");
+        (socket, full, queued)
+    }
+
+    #[test]
+    fn a_hanging_connect_on_a_reused_socket_waits_for_its_timeout() {
+        // Between two checks the reactor sees the idle socket closed. Were that remembered, the
+        // next check of a member that hangs would find the socket "ready" over and over and
+        // spin inside one poll, where its timeout can never fire. So the check runs on a thread
+        // of its own, and the test gives up on it after a deadline.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let outcome = runtime.block_on(async {
+                let (_listener, full, _queued) = full_listener();
+                let live = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+                let pool = SocketPool::default();
+                let refused = {
+                    let (_reserved, closed) = closed_port("127.0.0.1");
+                    pool.connect(closed).await
+                };
+                pool.connect(live.local_addr().expect("addr")).await?;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let hung = tokio::time::timeout(Duration::from_millis(200), pool.connect(full));
+                Ok::<_, io::Error>((refused.is_err(), hung.await.is_err()))
+            });
+            let _ = done.send(outcome.map_err(|e| e.to_string()));
+        });
+        let outcome = finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the hanging check never ended: it spun instead of waiting");
+        assert_eq!(
+            outcome,
+            Ok((true, true)),
+            "refused, then cut short by the timeout"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_check_cut_short_does_not_return_its_socket() {
+        let (_listener, full, _queued) = full_listener();
         let live = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let pool = SocketPool::default();
         // The socket comes to the hanging check still marked ready by the check before.
