@@ -7,7 +7,8 @@
 //! So a finished check hands its socket back to a pool. A check cut short by its timeout drops
 //! its socket instead (closed with a reset), so no half-open connection is reused.
 //!
-//! A socket is registered with the reactor for one connection attempt only, after `connect`:
+//! A socket is registered with the reactor for one connection attempt only, after `connect`,
+//! and only if the attempt has not ended already (to a member on this host it usually has):
 //! tokio keeps a socket's "closed" readiness forever once it has seen it (closed is final for a
 //! socket used once), so a socket registered across attempts would look ready from its first
 //! disconnect on, and a check waiting for a connection that hangs would never wait.
@@ -102,6 +103,12 @@ async fn connect_once(socket: Socket, target: SocketAddr) -> io::Result<(Socket,
         Err(error) if error.raw_os_error() == Some(libc::EINPROGRESS) => {}
         Err(error) => return Ok((socket, Err(error))),
     }
+    // To a member on this host the attempt has usually ended inside `connect` already (the
+    // kernel runs both ends of the handshake, or the refusal, before returning): then there is
+    // nothing to wait for, and registering with the reactor would cost more than the check.
+    if let Some(ended) = ended(&socket)? {
+        return Ok((socket, ended));
+    }
     // SAFETY: a `Socket` owns its descriptor, which stays open until the `Socket` is dropped;
     // the `AsyncFd` deregisters before it drops or hands back the `Socket`, and `as_raw_fd`
     // never changes.
@@ -115,18 +122,26 @@ async fn wait_for_connection(socket: &AsyncFd<Socket>) -> io::Result<()> {
     loop {
         let mut ready = socket.writable().await?;
         // Readiness is a hint: the socket's own state says whether the attempt ended.
-        if let Some(error) = socket.get_ref().take_error()? {
-            return Err(error);
+        if let Some(ended) = ended(socket.get_ref())? {
+            return ended;
         }
-        match socket.get_ref().peer_addr() {
-            Ok(_) => return Ok(()),
+        if ready.ready().is_write_closed() {
             // Closed without an error: nothing more will happen, so never wait (or spin) on it.
-            Err(_) if ready.ready().is_write_closed() => {
-                return Err(io::ErrorKind::ConnectionAborted.into());
-            }
-            Err(error) if error.raw_os_error() == Some(libc::ENOTCONN) => ready.clear_ready(),
-            Err(error) => return Err(error),
+            return Err(io::ErrorKind::ConnectionAborted.into());
         }
+        ready.clear_ready();
+    }
+}
+
+/// How the connection attempt on `socket` ended, or `None` while it is still being set up.
+fn ended(socket: &Socket) -> io::Result<Option<io::Result<()>>> {
+    if let Some(error) = socket.take_error()? {
+        return Ok(Some(Err(error)));
+    }
+    match socket.peer_addr() {
+        Ok(_) => Ok(Some(Ok(()))),
+        Err(error) if error.raw_os_error() == Some(libc::ENOTCONN) => Ok(None),
+        Err(error) => Ok(Some(Err(error))),
     }
 }
 
@@ -277,6 +292,26 @@ mod tests {
             Ok((true, true)),
             "refused, then cut short by the timeout"
         );
+    }
+
+    #[tokio::test]
+    async fn a_connection_set_up_after_a_wait_counts() {
+        // The SYN is dropped while the queue is full; once it has room, the client's
+        // retransmission (after about a second) gets through: the check waits for it.
+        let (listener, full, _queued) = full_listener();
+        let pool = SocketPool::default();
+        let check = tokio::spawn(async move {
+            let outcome = pool.connect(full).await;
+            (outcome.map_err(|e| e.to_string()), pool.idle())
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_first, _) = listener.accept().expect("the queued connection");
+        let (outcome, idle) = tokio::time::timeout(Duration::from_secs(10), check)
+            .await
+            .expect("retransmitted within 10 s")
+            .expect("task");
+        assert_eq!(outcome, Ok(()));
+        assert_eq!(idle, 1, "the socket went back to the pool");
     }
 
     #[tokio::test]
