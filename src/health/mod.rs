@@ -674,7 +674,8 @@ const PUBLISH_GAP: Duration = Duration::from_millis(10);
 struct Running {
     monitor: Monitor,
     schedule: Schedule,
-    /// HTTP clients for new probes; started afresh on reload (running probes keep theirs).
+    /// Sockets and HTTP clients for new probes; started afresh on reload (running probes keep
+    /// theirs).
     clients: probe::Clients,
     cell: SnapshotCell,
     /// When the last snapshot was published.

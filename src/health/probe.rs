@@ -39,11 +39,11 @@ pub enum Probe {
     },
 }
 
-/// What probes share: one pool of TCP sockets, and HTTP clients. Building a client loads the system's trust store (about
-/// 35 kB and a few ms each), so 20,000 members with HTTP checks must not build 20,000 of them:
-/// every plain-HTTP check shares one client, every HTTPS check without `host` one per
-/// `tls_verify` setting. An HTTPS check with `host` needs its own, because the name it sends
-/// for TLS (SNI) must resolve to this member's address.
+/// What probes share: one pool of TCP sockets, and HTTP clients. Building an HTTP client loads
+/// the system's trust store (about 35 kB and a few ms each), so 20,000 members with HTTP
+/// checks must not build 20,000 of them: every plain-HTTP check shares one client, every HTTPS
+/// check without `host` one per `tls_verify` setting. An HTTPS check with `host` needs its own,
+/// because the name it sends for TLS (SNI) must resolve to this member's address.
 #[derive(Debug, Default)]
 pub struct Clients {
     sockets: Arc<SocketPool>,

@@ -106,7 +106,7 @@ async fn connect_once(socket: Socket, target: SocketAddr) -> io::Result<(Socket,
     // To a member on this host the attempt has usually ended inside `connect` already (the
     // kernel runs both ends of the handshake, or the refusal, before returning): then there is
     // nothing to wait for, and registering with the reactor would cost more than the check.
-    if let Some(ended) = ended(&socket)? {
+    if let Some(ended) = ended(&socket) {
         return Ok((socket, ended));
     }
     // SAFETY: a `Socket` owns its descriptor, which stays open until the `Socket` is dropped;
@@ -122,7 +122,7 @@ async fn wait_for_connection(socket: &AsyncFd<Socket>) -> io::Result<()> {
     loop {
         let mut ready = socket.writable().await?;
         // Readiness is a hint: the socket's own state says whether the attempt ended.
-        if let Some(ended) = ended(socket.get_ref())? {
+        if let Some(ended) = ended(socket.get_ref()) {
             return ended;
         }
         if ready.ready().is_write_closed() {
@@ -134,14 +134,15 @@ async fn wait_for_connection(socket: &AsyncFd<Socket>) -> io::Result<()> {
 }
 
 /// How the connection attempt on `socket` ended, or `None` while it is still being set up.
-fn ended(socket: &Socket) -> io::Result<Option<io::Result<()>>> {
-    if let Some(error) = socket.take_error()? {
-        return Ok(Some(Err(error)));
+fn ended(socket: &Socket) -> Option<io::Result<()>> {
+    match socket.take_error() {
+        Ok(None) => {}
+        Ok(Some(error)) | Err(error) => return Some(Err(error)),
     }
     match socket.peer_addr() {
-        Ok(_) => Ok(Some(Ok(()))),
-        Err(error) if error.raw_os_error() == Some(libc::ENOTCONN) => Ok(None),
-        Err(error) => Ok(Some(Err(error))),
+        Ok(_) => Some(Ok(())),
+        Err(error) if error.raw_os_error() == Some(libc::ENOTCONN) => None,
+        Err(error) => Some(Err(error)),
     }
 }
 
