@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::https::HttpsBackend;
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
@@ -385,4 +386,67 @@ fn queries_are_answered_while_checks_hang() {
         !server.log().contains("is down"),
         "the checks were still pending"
     );
+}
+
+/// A one-member https service named `name` checking `backend`, plus `extra` check lines.
+fn https_service(name: &str, backend: &HttpsBackend, extra: &str) -> String {
+    service_toml(
+        name,
+        &[backend.addr.ip()],
+        "http",
+        backend.addr.port(),
+        &format!("scheme = \"https\"\n{extra}"),
+    )
+}
+
+#[test]
+fn https_checks_verify_certificates_unless_told_not_to() {
+    let member = SocketAddr::new(loopback_ip(), free_port(&[loopback_ip()]));
+    let backend = HttpsBackend::start(member, &["app.example.test"]);
+    let trusting = "api.svc.example.test.";
+    let services = format!(
+        "{}{}",
+        https_service(WWW, &backend, ""),
+        https_service(trusting, &backend, "tls_verify = false\n")
+    );
+    let server = Server::start(&services);
+    wait_until("both checks decided", Duration::from_secs(10), || {
+        let log = server.log();
+        log.contains(&format!("member {} of {trusting} is up", member.ip()))
+            && log.contains(&format!("member {} of {WWW} is down", member.ip()))
+    });
+    // The certificate is signed by nobody the system trusts, for a name that is not the
+    // address: verification must say why it failed.
+    server.assert_logged(&format!(
+        "member {} of {WWW} is down: invalid peer certificate",
+        member.ip()
+    ));
+    assert!(
+        backend
+            .seen()
+            .iter()
+            .all(|(server_name, _)| server_name.is_none()),
+        "without host no server name is sent (an IP address cannot be one): {:?}",
+        backend.seen()
+    );
+}
+
+#[test]
+fn an_https_check_with_host_sends_it_as_server_name_and_host_header() {
+    let member = SocketAddr::new(loopback_ip(), free_port(&[loopback_ip()]));
+    let backend = HttpsBackend::start(member, &["app.example.test"]);
+    let service = https_service(
+        WWW,
+        &backend,
+        "host = \"app.example.test\"\ntls_verify = false\n",
+    );
+    let server = Server::start(&service);
+    server.wait_for_members_up(1);
+    let expected = (
+        Some("app.example.test".to_string()),
+        Some(format!("app.example.test:{}", member.port())),
+    );
+    let seen = backend.seen();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|s| *s == expected), "{seen:?}");
 }

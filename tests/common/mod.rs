@@ -5,6 +5,8 @@
 //! sharing ports. Nothing here sleeps a guessed time: [`wait_until`] polls with a deadline.
 #![allow(dead_code)]
 
+pub mod https;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
