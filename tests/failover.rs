@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::https::HttpsBackend;
+use common::https::{HttpsBackend, Seen};
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
@@ -422,10 +422,7 @@ fn https_checks_verify_certificates_unless_told_not_to() {
         member.ip()
     ));
     assert!(
-        backend
-            .seen()
-            .iter()
-            .all(|(server_name, _)| server_name.is_none()),
+        backend.seen().iter().all(|seen| seen.server_name.is_none()),
         "without host no server name is sent (an IP address cannot be one): {:?}",
         backend.seen()
     );
@@ -435,18 +432,36 @@ fn https_checks_verify_certificates_unless_told_not_to() {
 fn an_https_check_with_host_sends_it_as_server_name_and_host_header() {
     let member = SocketAddr::new(loopback_ip(), free_port(&[loopback_ip()]));
     let backend = HttpsBackend::start(member, &["app.example.test"]);
-    let service = https_service(
-        WWW,
-        &backend,
-        "host = \"app.example.test\"\ntls_verify = false\n",
+    let verifying = "api.svc.example.test.";
+    let services = format!(
+        "{}{}",
+        https_service(
+            WWW,
+            &backend,
+            "host = \"app.example.test\"\ntls_verify = false\n"
+        ),
+        https_service(verifying, &backend, "host = \"app.example.test\"\n"),
     );
-    let server = Server::start(&service);
-    server.wait_for_members_up(1);
-    let expected = (
-        Some("app.example.test".to_string()),
-        Some(format!("app.example.test:{}", member.port())),
-    );
+    let server = Server::start(&services);
+    wait_until("both checks decided", Duration::from_secs(10), || {
+        let log = server.log();
+        log.contains(&format!("member {} of {WWW} is up", member.ip()))
+            && log.contains(&format!("member {} of {verifying} is down", member.ip()))
+    });
+    // The name matches the certificate, but nobody the system trusts signed it.
+    server.assert_logged(&format!(
+        "member {} of {verifying} is down: invalid peer certificate",
+        member.ip()
+    ));
+    // Several checks, each a full handshake: a resumed session would skip the certificate.
+    wait_until("three checks answered", Duration::from_secs(10), || {
+        backend.seen().len() >= 3
+    });
+    let expected = Seen {
+        server_name: Some("app.example.test".to_string()),
+        host: Some(format!("app.example.test:{}", member.port())),
+        resumed: false,
+    };
     let seen = backend.seen();
-    assert!(!seen.is_empty());
     assert!(seen.iter().all(|s| *s == expected), "{seen:?}");
 }

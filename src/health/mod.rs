@@ -12,6 +12,7 @@ pub mod probe;
 pub mod schedule;
 pub mod sockets;
 pub mod state;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

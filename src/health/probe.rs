@@ -13,6 +13,7 @@ use std::sync::Arc;
 use reqwest::header::{HOST, HeaderValue};
 
 use super::sockets::SocketPool;
+use super::tls;
 use crate::config::{CheckKind, CheckPlan};
 
 /// A ready-to-run check of one member.
@@ -48,6 +49,9 @@ pub enum Probe {
 pub struct Clients {
     sockets: Arc<SocketPool>,
     built: HashMap<ClientKey, reqwest::Client>,
+    /// The TLS configuration every HTTPS client gets, by `tls_verify` setting (see
+    /// [`super::tls`]): built once, so the trust store is read once, not once per client.
+    tls: HashMap<bool, rustls::ClientConfig>,
 }
 
 /// What makes two probes' clients differ.
@@ -82,8 +86,18 @@ impl Clients {
                 "failover-dns/",
                 env!("CARGO_PKG_VERSION"),
                 " health check"
-            ))
-            .danger_accept_invalid_certs(key.verify == Some(false));
+            ));
+        if let Some(verify) = key.verify {
+            let config = match self.tls.get(&verify) {
+                Some(config) => config.clone(),
+                None => {
+                    let config = tls::client_config(verify)?;
+                    self.tls.insert(verify, config.clone());
+                    config
+                }
+            };
+            builder = builder.tls_backend_preconfigured(config);
+        }
         if let Some((host, target)) = &key.resolve {
             builder = builder.resolve(host, *target);
         }
@@ -281,5 +295,10 @@ mod tests {
             Probe::new(&check, IpAddr::from([127, 0, 0, n]), &mut clients).expect("probe");
         }
         assert_eq!(clients.len(), 5);
+        assert_eq!(
+            clients.tls.len(),
+            1,
+            "every HTTPS client shares one TLS configuration"
+        );
     }
 }

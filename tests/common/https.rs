@@ -6,8 +6,16 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The server name and `Host` header of one request, as received.
-pub type Seen = (Option<String>, Option<String>);
+/// One request, as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// The TLS server name (SNI) the client sent.
+    pub server_name: Option<String>,
+    /// The `Host` header.
+    pub host: Option<String>,
+    /// Whether the TLS session was resumed rather than set up with a full handshake.
+    pub resumed: bool,
+}
 
 /// Answers every HTTPS request with 200, presenting a certificate for `names` signed by itself.
 pub struct HttpsBackend {
@@ -23,7 +31,7 @@ impl HttpsBackend {
         let certified = rcgen::generate_simple_self_signed(names).expect("certificate");
         let key =
             rustls::pki_types::PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("TLS versions")
@@ -79,8 +87,12 @@ fn answer(stream: TcpStream, config: Arc<rustls::ServerConfig>, seen: &Mutex<Vec
     if host.is_none() {
         return;
     }
-    let server_name = tls.conn.server_name().map(str::to_string);
-    seen.lock().expect("seen").push((server_name, host));
+    let seen_now = Seen {
+        server_name: tls.conn.server_name().map(str::to_string),
+        host,
+        resumed: tls.conn.handshake_kind() != Some(rustls::HandshakeKind::Full),
+    };
+    seen.lock().expect("seen").push(seen_now);
     let _ = write!(
         tls,
         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
