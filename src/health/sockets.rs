@@ -15,11 +15,10 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, Socket, Type};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
@@ -147,26 +146,13 @@ fn ended(socket: &Socket) -> Option<io::Result<()>> {
 }
 
 /// Aborts `socket`'s connection, if any (a reset, since its linger is zero), and makes it
-/// unconnected again. Written by hand: neither socket2 nor nix can name an `AF_UNSPEC` address.
+/// unconnected again.
 fn disconnect(socket: &Socket) -> io::Result<()> {
-    let unspecified = libc::sockaddr {
-        sa_family: libc::AF_UNSPEC as libc::sa_family_t,
-        sa_data: [0; 14],
-    };
-    // SAFETY: `unspecified` is a valid sockaddr for the length passed and outlives the call;
-    // the descriptor is owned by `socket`, which is borrowed for the call.
-    let result = unsafe {
-        libc::connect(
-            socket.as_raw_fd(),
-            &unspecified,
-            size_of::<libc::sockaddr>() as libc::socklen_t,
-        )
-    };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    let length = size_of::<libc::sockaddr>() as libc::socklen_t;
+    // SAFETY: all-zero storage is an initialised `sockaddr` of family 0, `AF_UNSPEC`, for any
+    // length up to the storage's size. socket2 has no safe constructor for that family.
+    let unspecified = unsafe { SockAddr::new(SockAddrStorage::zeroed(), length) };
+    socket.connect(&unspecified)
 }
 
 #[cfg(test)]
