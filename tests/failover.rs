@@ -388,39 +388,46 @@ fn queries_are_answered_while_checks_hang() {
     );
 }
 
-/// A one-member https service named `name` checking `backend`, plus `extra` check lines.
-fn https_service(name: &str, backend: &HttpsBackend, extra: &str) -> String {
-    service_toml(
-        name,
-        &[backend.addr.ip()],
-        "http",
-        backend.addr.port(),
-        &format!("scheme = \"https\"\n{extra}"),
-    )
-}
-
-#[test]
-fn https_checks_verify_certificates_unless_told_not_to() {
-    let member = SocketAddr::new(loopback_ip(), free_port(&[loopback_ip()]));
+/// One HTTPS member with a self-signed certificate for `app.example.test`, checked as two
+/// services with the same `extra` check lines: `WWW` with `tls_verify = false`, and a second
+/// that verifies. Returns once the first has seen the member up and the second down, after
+/// checking that it was the certificate it rejected.
+fn https_member_trusted_and_verified(extra: &str) -> (HttpsBackend, Server) {
+    let ip = loopback_ip();
+    let member = SocketAddr::new(ip, free_port(&[ip]));
     let backend = HttpsBackend::start(member, &["app.example.test"]);
-    let trusting = "api.svc.example.test.";
+    let verifying = "api.svc.example.test.";
+    let service = |name: &str, extra: String| {
+        service_toml(
+            name,
+            &[ip],
+            "http",
+            member.port(),
+            &format!("scheme = \"https\"\n{extra}"),
+        )
+    };
     let services = format!(
         "{}{}",
-        https_service(WWW, &backend, ""),
-        https_service(trusting, &backend, "tls_verify = false\n")
+        service(WWW, format!("{extra}tls_verify = false\n")),
+        service(verifying, extra.to_string()),
     );
     let server = Server::start(&services);
     wait_until("both checks decided", Duration::from_secs(10), || {
         let log = server.log();
-        log.contains(&format!("member {} of {trusting} is up", member.ip()))
-            && log.contains(&format!("member {} of {WWW} is down", member.ip()))
+        log.contains(&format!("member {ip} of {WWW} is up"))
+            && log.contains(&format!("member {ip} of {verifying} is down"))
     });
-    // The certificate is signed by nobody the system trusts, for a name that is not the
-    // address: verification must say why it failed.
+    // Nobody the system trusts signed the certificate: verification must say why it failed.
     server.assert_logged(&format!(
-        "member {} of {WWW} is down: invalid peer certificate",
-        member.ip()
+        "member {ip} of {verifying} is down: invalid peer certificate"
     ));
+    (backend, server)
+}
+
+#[test]
+fn https_checks_verify_certificates_unless_told_not_to() {
+    // Without `host` the certificate is also for a name that is not the address.
+    let (backend, _server) = https_member_trusted_and_verified("");
     assert!(
         backend.seen().iter().all(|seen| seen.server_name.is_none()),
         "without host no server name is sent (an IP address cannot be one): {:?}",
@@ -430,36 +437,15 @@ fn https_checks_verify_certificates_unless_told_not_to() {
 
 #[test]
 fn an_https_check_with_host_sends_it_as_server_name_and_host_header() {
-    let member = SocketAddr::new(loopback_ip(), free_port(&[loopback_ip()]));
-    let backend = HttpsBackend::start(member, &["app.example.test"]);
-    let verifying = "api.svc.example.test.";
-    let services = format!(
-        "{}{}",
-        https_service(
-            WWW,
-            &backend,
-            "host = \"app.example.test\"\ntls_verify = false\n"
-        ),
-        https_service(verifying, &backend, "host = \"app.example.test\"\n"),
-    );
-    let server = Server::start(&services);
-    wait_until("both checks decided", Duration::from_secs(10), || {
-        let log = server.log();
-        log.contains(&format!("member {} of {WWW} is up", member.ip()))
-            && log.contains(&format!("member {} of {verifying} is down", member.ip()))
-    });
-    // The name matches the certificate, but nobody the system trusts signed it.
-    server.assert_logged(&format!(
-        "member {} of {verifying} is down: invalid peer certificate",
-        member.ip()
-    ));
+    // The name matches the certificate; it is still refused where verification is on.
+    let (backend, _server) = https_member_trusted_and_verified("host = \"app.example.test\"\n");
     // Several checks, each a full handshake: a resumed session would skip the certificate.
     wait_until("three checks answered", Duration::from_secs(10), || {
         backend.seen().len() >= 3
     });
     let expected = Seen {
         server_name: Some("app.example.test".to_string()),
-        host: Some(format!("app.example.test:{}", member.port())),
+        host: Some(format!("app.example.test:{}", backend.addr.port())),
         resumed: false,
     };
     let seen = backend.seen();
