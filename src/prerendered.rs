@@ -25,7 +25,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use crate::dns::answer::additional_target;
 use crate::dns::server::{Answered, MAX_UDP_PAYLOAD, Protocol};
-use crate::snapshot::{Snapshot, ZoneSnapshot};
+use crate::snapshot::{BuiltFrom, Snapshot, ZoneSnapshot};
 use crate::zone::StaticZone;
 
 /// The fixed DNS header.
@@ -315,8 +315,8 @@ fn render(records: &[&Record], base: usize) -> Option<Vec<u8>> {
 /// is that snapshot's; a new snapshot starts it afresh).
 #[derive(Debug, Default)]
 pub struct FastPath {
-    /// Held, not just compared by address, so a new snapshot can never reuse the old one's.
-    snapshot: Option<Arc<Snapshot>>,
+    /// The snapshot the SOAs below carry the serial of.
+    built_from: BuiltFrom,
     /// By zone index, then by the offset the SOA starts at (the question's end).
     negative_soa: Vec<Vec<Option<Box<[u8]>>>>,
 }
@@ -340,13 +340,8 @@ impl FastPath {
         request: &[u8],
         protocol: Protocol,
     ) -> Option<Answered> {
-        if !self
-            .snapshot
-            .as_ref()
-            .is_some_and(|current| Arc::ptr_eq(current, snapshot))
-        {
+        if self.built_from.changed_to(snapshot) {
             self.negative_soa.clear();
-            self.snapshot = Some(Arc::clone(snapshot));
         }
         let plain = parse(request)?;
         let name_len = plain.question.len() - TYPE_AND_CLASS;

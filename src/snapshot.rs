@@ -120,6 +120,28 @@ impl Snapshot {
 /// The cell the check plane publishes into and the query path reads from.
 pub type SnapshotCell = Arc<ArcSwap<Snapshot>>;
 
+/// The snapshot some per-worker state was built from, so that the state starts afresh when a
+/// new one is published. Holds it, not just its address, so a new snapshot can never reuse the
+/// old one's.
+#[derive(Debug, Default)]
+pub struct BuiltFrom(Option<Arc<Snapshot>>);
+
+impl BuiltFrom {
+    /// Records `snapshot` as the current one; true when it is not the one before, so what was
+    /// built from that one must go.
+    pub fn changed_to(&mut self, snapshot: &Arc<Snapshot>) -> bool {
+        if self
+            .0
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, snapshot))
+        {
+            return false;
+        }
+        self.0 = Some(Arc::clone(snapshot));
+        true
+    }
+}
+
 /// The serial after `old` for a change made at unix time `now`: the later of `old + 1` and
 /// `now` in RFC 1982 serial arithmetic, so serials keep rising across restarts when zone files
 /// use small counters or unix-time serials.

@@ -27,7 +27,7 @@ use hickory_proto::rr::RecordType;
 
 use super::server::{Answered, Protocol, respond};
 use crate::prerendered::FastPath;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{BuiltFrom, Snapshot};
 
 /// Most responses kept per worker (at about 100 bytes each, a few MB at most).
 const CAPACITY: usize = 16_384;
@@ -38,7 +38,8 @@ const DOORKEEPER: usize = 65_536;
 
 /// One worker's memo.
 pub struct ResponseCache {
-    snapshot: Option<Arc<Snapshot>>,
+    /// The snapshot every memoized response was answered from.
+    built_from: BuiltFrom,
     entries: HashMap<Box<[u8]>, Cached>,
     /// Hashes of requests answered once and not memoized yet, by `hash % DOORKEEPER`.
     seen_once: Box<[u64]>,
@@ -51,7 +52,7 @@ pub struct ResponseCache {
 impl Default for ResponseCache {
     fn default() -> Self {
         Self {
-            snapshot: None,
+            built_from: BuiltFrom::default(),
             entries: HashMap::new(),
             seen_once: vec![0; DOORKEEPER].into_boxed_slice(),
             hasher: RandomState::new(),
@@ -75,13 +76,8 @@ impl ResponseCache {
         request: &[u8],
         source: SocketAddr,
     ) -> Option<Answered> {
-        if !self
-            .snapshot
-            .as_ref()
-            .is_some_and(|current| Arc::ptr_eq(current, snapshot))
-        {
+        if self.built_from.changed_to(snapshot) {
             self.entries.clear();
-            self.snapshot = Some(Arc::clone(snapshot));
         }
         if let Some(answered) = self.fast.respond(snapshot, request, Protocol::Udp) {
             return Some(answered);
