@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use reqwest::header::{HOST, HeaderValue};
 
-use super::sockets::SocketPool;
+use super::sockets::{Connecting, SocketPool, Start};
 use super::tls;
 use crate::config::{CheckKind, CheckPlan};
 
@@ -27,17 +27,63 @@ pub enum Probe {
         sockets: Arc<SocketPool>,
     },
     /// Healthy when `GET url` answers a status in `expect`.
-    Http {
-        /// Client with redirects and connection reuse off, so every check is a fresh
-        /// connection; shared with other members' probes where their settings allow.
-        client: reqwest::Client,
-        /// The URL requested.
-        url: String,
-        /// The `Host` header to send instead of the URL's authority (plain HTTP with `host`).
-        host: Option<HeaderValue>,
-        /// Statuses that count as healthy.
-        expect: RangeInclusive<u16>,
-    },
+    Http(Arc<HttpProbe>),
+}
+
+/// An HTTP(S) check, shared by the probe and its checks in flight.
+#[derive(Debug)]
+pub struct HttpProbe {
+    /// Client with redirects and connection reuse off, so every check is a fresh connection;
+    /// shared with other members' probes where their settings allow.
+    client: reqwest::Client,
+    /// The URL requested.
+    url: String,
+    /// The `Host` header to send instead of the URL's authority (plain HTTP with `host`).
+    host: Option<HeaderValue>,
+    /// Statuses that count as healthy.
+    expect: RangeInclusive<u16>,
+}
+
+/// How a check began (see [`Probe::begin`]).
+pub enum Begun {
+    /// Over already: healthy (`Ok`) or why not.
+    Over(Result<(), String>),
+    /// Under way: to be finished, bounded by the check's timeout.
+    Pending(Pending),
+}
+
+/// A check under way. Dropped, it is abandoned and releases what it holds.
+pub enum Pending {
+    /// A TCP connection being set up.
+    Tcp(Connecting),
+    /// An HTTP request, not sent yet.
+    Http(Arc<HttpProbe>),
+}
+
+impl Pending {
+    /// Runs the check to its end: `Ok` when healthy, else why not in a few words.
+    pub async fn finish(self) -> Result<(), String> {
+        match self {
+            Pending::Tcp(connecting) => connecting.finish().await.map_err(|e| describe_io(&e)),
+            Pending::Http(http) => http.request().await,
+        }
+    }
+}
+
+impl HttpProbe {
+    async fn request(&self) -> Result<(), String> {
+        let mut request = self.client.get(&self.url);
+        if let Some(host) = &self.host {
+            request = request.header(HOST, host.clone());
+        }
+        let response = request.send().await.map_err(|e| root_cause(&e))?;
+        let status = response.status().as_u16();
+        if self.expect.contains(&status) {
+            Ok(())
+        } else {
+            Err(format!("HTTP {status}"))
+        }
+    }
 }
 
 /// What probes share: one pool of TCP sockets, and HTTP clients. Building an HTTP client loads
@@ -154,38 +200,33 @@ impl Probe {
                 )
             }
         };
-        Ok(Probe::Http {
+        Ok(Probe::Http(Arc::new(HttpProbe {
             client: clients.get(key)?,
             url,
             host,
             expect: http.expect_status.clone(),
-        })
+        })))
+    }
+
+    /// Takes a check's first step, where it is scheduled: a TCP connect to a member on this
+    /// host is over inside the system call, and then nothing needs a task or a timer. The
+    /// rest, if any, is [`Pending::finish`]ed in a task of its own. Needs no runtime; the
+    /// pending part must be finished inside one.
+    pub fn begin(&self) -> Begun {
+        match self {
+            Probe::Tcp { target, sockets } => match sockets.start(*target) {
+                Start::Over(outcome) => Begun::Over(outcome.map_err(|e| describe_io(&e))),
+                Start::Connecting(connecting) => Begun::Pending(Pending::Tcp(connecting)),
+            },
+            Probe::Http(http) => Begun::Pending(Pending::Http(Arc::clone(http))),
+        }
     }
 
     /// Runs the check once; `Err` says why it failed in a few words.
     pub async fn run(&self) -> Result<(), String> {
-        match self {
-            Probe::Tcp { target, sockets } => {
-                sockets.connect(*target).await.map_err(|e| describe_io(&e))
-            }
-            Probe::Http {
-                client,
-                url,
-                host,
-                expect,
-            } => {
-                let mut request = client.get(url);
-                if let Some(host) = host {
-                    request = request.header(HOST, host.clone());
-                }
-                let response = request.send().await.map_err(|e| root_cause(&e))?;
-                let status = response.status().as_u16();
-                if expect.contains(&status) {
-                    Ok(())
-                } else {
-                    Err(format!("HTTP {status}"))
-                }
-            }
+        match self.begin() {
+            Begun::Over(outcome) => outcome,
+            Begun::Pending(pending) => pending.finish().await,
         }
     }
 }

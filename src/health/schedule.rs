@@ -1,25 +1,26 @@
 //! The probe schedule: when each member is next due, and the checks in flight.
 //!
-//! The schedule decides when; each check runs as a tokio task of its own while it is in flight.
-//! A long-lived task and two timers per member cost about 640 bytes each plus a timer wake-up
-//! per check; here a waiting member costs a heap entry. Checks are tasks, not futures polled
-//! inside the schedule's task, because tokio's cooperative budget is per task: thousands of
-//! HTTP checks inside one task exhausted it and were polled over and over for nothing (20,000
-//! refused HTTP checks/s took a whole core and managed 6,800/s). Each check is bounded by its
-//! own timeout, so a hung backend delays nobody else.
+//! The schedule decides when, and takes each check's first step itself ([`Probe::begin`]): a
+//! TCP check of a member on this host is over inside that step, with no task and no timer.
+//! A check that must wait runs on as a tokio task of its own, bounded by its timeout, so a
+//! hung backend delays nobody else. A long-lived task and two timers per member cost about
+//! 640 bytes each plus a timer wake-up per check; here a waiting member costs a heap entry.
+//! Waiting checks are tasks, not futures polled inside the schedule's task, because tokio's
+//! cooperative budget is per task: thousands of HTTP checks inside one task exhausted it and
+//! were polled over and over for nothing (20,000 refused HTTP checks/s took a whole core and
+//! managed 6,800/s).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::task::{Id, JoinSet};
 use tokio::time::Sleep;
 
-use super::probe::Probe;
+use super::probe::{Begun, Pending, Probe};
 use super::state::Outcome;
 
 /// One probe result, addressed to the probe that produced it.
@@ -46,12 +47,18 @@ struct Scheduled {
 /// Longest the schedule sleeps with nothing due (no probes at all).
 const IDLE: Duration = Duration::from_secs(3600);
 
+/// Most checks begun in one go: first steps run inside the schedule's task, so a start-up
+/// with thousands due at once yields between rounds to let reports and commands through.
+const BEGIN_ROUND: usize = 256;
+
 /// Every probe's next run, and the checks running now.
 pub struct Schedule {
-    probes: HashMap<u64, Arc<Scheduled>>,
+    probes: HashMap<u64, Scheduled>,
     /// Next run of each waiting probe, earliest first. Entries of removed probes are skipped
     /// when they come up.
     due: BinaryHeap<Reverse<(tokio::time::Instant, u64)>>,
+    /// Reports of checks that were over in their first step, not yet handed out.
+    finished: Vec<Report>,
     in_flight: JoinSet<Report>,
     /// The probe and start of each check in flight, by task: what to reschedule should a
     /// check's task fail without a report.
@@ -64,6 +71,7 @@ impl Default for Schedule {
         Self {
             probes: HashMap::new(),
             due: BinaryHeap::new(),
+            finished: Vec::new(),
             in_flight: JoinSet::new(),
             started: HashMap::new(),
             wake: Box::pin(tokio::time::sleep(IDLE)),
@@ -81,7 +89,7 @@ impl Schedule {
             interval,
             timeout,
         };
-        self.probes.insert(id, Arc::new(scheduled));
+        self.probes.insert(id, scheduled);
         self.due.push(Reverse((first, id)));
     }
 
@@ -104,6 +112,8 @@ impl Schedule {
     pub async fn next(&mut self, batch: &mut Vec<Report>, max: usize) {
         loop {
             self.start_due();
+            let room = max.saturating_sub(batch.len()).min(self.finished.len());
+            batch.extend(self.finished.drain(..room));
             let next_due = self.due.peek().map(|Reverse((at, _))| *at);
             let wake_at = next_due.unwrap_or_else(|| tokio::time::Instant::now() + IDLE);
             self.wake.as_mut().reset(wake_at);
@@ -134,17 +144,31 @@ impl Schedule {
         }
     }
 
-    /// Starts every check whose time has come.
+    /// Begins every check whose time has come (up to [`BEGIN_ROUND`]).
     fn start_due(&mut self) {
         let now = tokio::time::Instant::now();
-        while let Some(&Reverse((at, id))) = self.due.peek() {
+        for _ in 0..BEGIN_ROUND {
+            let Some(&Reverse((at, id))) = self.due.peek() else {
+                break;
+            };
             if at > now {
                 break;
             }
             self.due.pop();
-            if let Some(scheduled) = self.probes.get(&id) {
-                let task = self.in_flight.spawn(check(id, Arc::clone(scheduled)));
-                self.started.insert(task.id(), (id, now));
+            let Some(scheduled) = self.probes.get(&id) else {
+                continue;
+            };
+            let started = Instant::now();
+            match scheduled.probe.begin() {
+                Begun::Over(outcome) => {
+                    self.finished.push(report(id, outcome, started));
+                    reschedule(&self.probes, &mut self.due, id, now);
+                }
+                Begun::Pending(pending) => {
+                    let check = finish(id, pending, scheduled.timeout, started);
+                    let task = self.in_flight.spawn(check);
+                    self.started.insert(task.id(), (id, now));
+                }
             }
         }
     }
@@ -152,7 +176,7 @@ impl Schedule {
 
 /// Queues probe `id`'s next run, an interval (±5%) after its last one started.
 fn reschedule(
-    probes: &HashMap<u64, Arc<Scheduled>>,
+    probes: &HashMap<u64, Scheduled>,
     due: &mut BinaryHeap<Reverse<(tokio::time::Instant, u64)>>,
     id: u64,
     started: tokio::time::Instant,
@@ -163,23 +187,27 @@ fn reschedule(
     }
 }
 
-/// Runs one check, bounded by its timeout.
-async fn check(id: u64, scheduled: Arc<Scheduled>) -> Report {
-    let started = tokio::time::Instant::now();
-    let timeout = scheduled.timeout;
-    let outcome = match tokio::time::timeout(timeout, scheduled.probe.run()).await {
-        Ok(Ok(())) => Ok(started.elapsed()),
-        Ok(Err(reason)) => Err(reason),
+/// Finishes a check begun at `started`, bounded by its timeout.
+async fn finish(id: u64, pending: Pending, timeout: Duration, started: Instant) -> Report {
+    let outcome = match tokio::time::timeout(timeout, pending.finish()).await {
+        Ok(outcome) => outcome,
         Err(_) => Err(format!(
             "timeout after {}",
             humantime::format_duration(timeout)
         )),
     };
+    report(id, outcome, started)
+}
+
+/// The report of probe `id`'s check begun at `started` and over now.
+fn report(id: u64, outcome: Result<(), String>, started: Instant) -> Report {
+    let at = Instant::now();
+    let took = at.saturating_duration_since(started);
     Report {
         probe: id,
-        outcome,
-        took: started.elapsed(),
-        at: Instant::now(),
+        outcome: outcome.map(|()| took),
+        took,
+        at,
     }
 }
 
@@ -278,6 +306,32 @@ mod tests {
             "the hung check had not timed out yet: {reports:?}"
         );
         held.abort();
+    }
+
+    #[tokio::test]
+    async fn checks_over_in_their_first_step_all_report_when_many_are_due_at_once() {
+        // More than one round of first steps, each over at once (refused), handed out in
+        // batches smaller than a round: none may be lost or doubled on the way.
+        let refused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = refused.local_addr().expect("addr");
+        drop(refused);
+        let mut schedule = Schedule::default();
+        let probes = 3 * BEGIN_ROUND as u64 + 7;
+        let sockets = std::sync::Arc::default();
+        for id in 0..probes {
+            let probe = Probe::Tcp {
+                target: addr,
+                sockets: std::sync::Arc::clone(&sockets),
+            };
+            // Every first check within 200 ms, the next not before 1.9 s.
+            schedule.add(id, probe, Duration::from_secs(2), TIMEOUT);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await; // all due now
+        let reports = collect(&mut schedule, |all| all.len() as u64 >= probes).await;
+        let mut seen: Vec<u64> = reports.iter().map(|r| r.probe).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..probes).collect::<Vec<_>>(), "each probe once");
+        assert!(reports.iter().all(|r| r.outcome.is_err()), "{reports:?}");
     }
 
     #[tokio::test]
