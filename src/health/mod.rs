@@ -8,6 +8,7 @@
 //! ever waits on the query path.
 
 pub mod admin;
+pub mod due;
 pub mod probe;
 pub mod schedule;
 pub mod sockets;

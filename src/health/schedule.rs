@@ -10,8 +10,7 @@
 //! were polled over and over for nothing (20,000 refused HTTP checks/s took a whole core and
 //! managed 6,800/s).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::Poll;
@@ -20,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::task::{Id, JoinSet};
 use tokio::time::Sleep;
 
+use super::due::DueQueue;
 use super::probe::{Begun, Pending, Probe};
 use super::state::Outcome;
 
@@ -54,9 +54,9 @@ const BEGIN_ROUND: usize = 256;
 /// Every probe's next run, and the checks running now.
 pub struct Schedule {
     probes: HashMap<u64, Scheduled>,
-    /// Next run of each waiting probe, earliest first. Entries of removed probes are skipped
-    /// when they come up.
-    due: BinaryHeap<Reverse<(tokio::time::Instant, u64)>>,
+    /// Next run of each waiting probe. Entries of removed probes are skipped when they come
+    /// up.
+    due: DueQueue,
     /// Reports of checks that were over in their first step, not yet handed out.
     finished: Vec<Report>,
     in_flight: JoinSet<Report>,
@@ -70,7 +70,7 @@ impl Default for Schedule {
     fn default() -> Self {
         Self {
             probes: HashMap::new(),
-            due: BinaryHeap::new(),
+            due: DueQueue::default(),
             finished: Vec::new(),
             in_flight: JoinSet::new(),
             started: HashMap::new(),
@@ -90,7 +90,7 @@ impl Schedule {
             timeout,
         };
         self.probes.insert(id, scheduled);
-        self.due.push(Reverse((first, id)));
+        self.due.push(first, id);
     }
 
     /// Whether probe `id` is scheduled.
@@ -114,8 +114,8 @@ impl Schedule {
             self.start_due();
             let room = max.saturating_sub(batch.len()).min(self.finished.len());
             batch.extend(self.finished.drain(..room));
-            let next_due = self.due.peek().map(|Reverse((at, _))| *at);
-            let wake_at = next_due.unwrap_or_else(|| tokio::time::Instant::now() + IDLE);
+            let wake_at =
+                (self.due.next_wake()).unwrap_or_else(|| tokio::time::Instant::now() + IDLE);
             self.wake.as_mut().reset(wake_at);
             let finished = poll_fn(|cx| {
                 while batch.len() < max {
@@ -148,13 +148,9 @@ impl Schedule {
     fn start_due(&mut self) {
         let now = tokio::time::Instant::now();
         for _ in 0..BEGIN_ROUND {
-            let Some(&Reverse((at, id))) = self.due.peek() else {
+            let Some(id) = self.due.pop_due(now) else {
                 break;
             };
-            if at > now {
-                break;
-            }
-            self.due.pop();
             let Some(scheduled) = self.probes.get(&id) else {
                 continue;
             };
@@ -177,13 +173,13 @@ impl Schedule {
 /// Queues probe `id`'s next run, an interval (±5%) after its last one started.
 fn reschedule(
     probes: &HashMap<u64, Scheduled>,
-    due: &mut BinaryHeap<Reverse<(tokio::time::Instant, u64)>>,
+    due: &mut DueQueue,
     id: u64,
     started: tokio::time::Instant,
 ) {
     if let Some(scheduled) = probes.get(&id) {
         let next = started + scheduled.interval.mul_f64(rand::random_range(0.95..1.05));
-        due.push(Reverse((next, id)));
+        due.push(next, id);
     }
 }
 
