@@ -248,8 +248,13 @@ measure() {
     local name=$1 port=$2 pid=$3
     # Warm up, then unthrottled, then at the fixed rate with CPU accounting.
     perf "$port" -l 2 >/dev/null
-    read -r _ qps_max _ _ _ < <(perf "$port")
     local before after
+    # How busy the server's core is when unthrottled: below 100%, dnsperf is what limits.
+    before=$(cpu_ticks "$pid")
+    read -r _ qps_max _ _ _ < <(perf "$port")
+    after=$(cpu_ticks "$pid")
+    local busy_max
+    busy_max=$(python3 -c "print(f'{($after - $before) / $TICKS * 100 / $SECONDS_PER_RUN:.0f}')")
     before=$(cpu_ticks "$pid")
     read -r completed qps lat p50 p99 < <(perf "$port" -Q "$RATE" -v)
     after=$(cpu_ticks "$pid")
@@ -261,7 +266,7 @@ measure() {
     after=$(cpu_ticks "$pid")
     local us_random
     us_random=$(python3 -c "print(f'{($after - $before) / $TICKS * 1e6 / max($random_completed, 1):.2f}')")
-    ROWS+=("$name $qps_max $us_per_query $qps $lat $p50 $p99 $(rss_kb "$pid") $us_random")
+    ROWS+=("$name $qps_max $us_per_query $qps $lat $p50 $p99 $(rss_kb "$pid") $us_random $busy_max")
 }
 
 for server in ${SERVERS:-failover-dns knot nsd gdnsd}; do
@@ -280,8 +285,8 @@ done
 echo
 echo "$(date -u +%Y-%m-%d) $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "runs of ${SECONDS_PER_RUN}s; CPU per query measured at ${RATE} q/s; $HOSTS static hosts; server on CPU 0, dnsperf on CPU 1"
-printf "%-13s %10s %13s %8s %12s %8s %8s %8s %8s %14s %8s\n" server "max q/s" "CPU µs/query" "vs best" \
-    "q/s at rate" "avg ms" "p50 ms" "p99 ms" "RSS MB" "µs/q random" "vs best"
+printf "%-13s %10s %8s %13s %8s %12s %8s %8s %8s %8s %14s %8s\n" server "max q/s" "its CPU%" \
+    "CPU µs/query" "vs best" "q/s at rate" "avg ms" "p50 ms" "p99 ms" "RSS MB" "µs/q random" "vs best"
 best() {
     local best
     best=$(printf '%s\n' "${ROWS[@]}" | awk -v col="$1" '$1 != "failover-dns" && $col > 0 {print $col}' | sort -g | head -1)
@@ -292,8 +297,8 @@ best_random=$(best 9)
 ratio() { python3 -c "print(f'{$1 / $2:.2f}x' if $2 else '-')"; }
 ms() { python3 -c "print(f'{$1 * 1000:.3f}')"; }
 for row in "${ROWS[@]}"; do
-    read -r name qps_max us qps lat p50 p99 rss us_random <<<"$row"
-    printf "%-13s %10.0f %13s %8s %12.0f %8s %8s %8s %8.1f %14s %8s\n" "$name" "$qps_max" "$us" \
+    read -r name qps_max us qps lat p50 p99 rss us_random busy_max <<<"$row"
+    printf "%-13s %10.0f %8s %13s %8s %12.0f %8s %8s %8s %8.1f %14s %8s\n" "$name" "$qps_max" "$busy_max" "$us" \
         "$(ratio "$us" "$best_mix")" "$qps" "$(ms "$lat")" "$(ms "$p50")" "$(ms "$p99")" \
         "$(python3 -c "print($rss / 1024)")" "$us_random" "$(ratio "$us_random" "$best_random")"
 done
