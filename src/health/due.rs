@@ -201,6 +201,63 @@ mod tests {
     }
 
     #[test]
+    fn matches_a_sorted_model_under_random_use() {
+        // Random pushes (some behind the cursor, some laps ahead) and looks after random
+        // gaps (some over a lap): every id comes out exactly once, never before its time, and
+        // no later than the first look at or after it; the wake time is never after the
+        // earliest due entry.
+        let mut queue = DueQueue::default();
+        let t0 = queue.origin;
+        let mut model: Vec<(Instant, u64)> = Vec::new();
+        let mut now = t0;
+        let mut next_id = 0;
+        for _ in 0..20_000 {
+            if rand::random_bool(0.5) {
+                let offset = rand::random_range(0..5 * SLOTS);
+                let at = if rand::random_bool(0.1) {
+                    now.checked_sub(ms(offset)).unwrap_or(t0)
+                } else {
+                    now + Duration::from_micros(offset * 1000 + rand::random_range(0..1000))
+                };
+                queue.push(at, next_id);
+                model.push((at, next_id));
+                next_id += 1;
+            } else {
+                let gap = if rand::random_bool(0.01) {
+                    rand::random_range(SLOTS..4 * SLOTS)
+                } else {
+                    rand::random_range(0..30)
+                };
+                now += ms(gap);
+                if let (Some(wake), Some(earliest)) =
+                    (queue.next_wake(), model.iter().map(|(at, _)| *at).min())
+                {
+                    assert!(wake <= earliest.max(now) + ms(1), "wakes too late");
+                }
+                let out = drain(&mut queue, now);
+                let mut due: Vec<u64> = model
+                    .iter()
+                    .filter(|(at, _)| *at <= now)
+                    .map(|(_, id)| *id)
+                    .collect();
+                due.sort_unstable();
+                for id in &out {
+                    assert!(
+                        due.binary_search(id).is_ok(),
+                        "{id} came out early or twice"
+                    );
+                }
+                model.retain(|(_, id)| out.binary_search(id).is_err());
+                // Only what came due within the last millisecond may still wait.
+                assert!(
+                    model.iter().all(|(at, _)| *at + ms(1) > now),
+                    "an entry due a millisecond ago is still in"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn an_idle_queue_does_not_walk_the_time_it_slept() {
         let mut queue = DueQueue::default();
         let t0 = queue.origin;
