@@ -4,7 +4,8 @@
 //! TCP check of a member on this host is over inside that step, with no task and no timer.
 //! A check that must wait runs on as a tokio task of its own, bounded by its timeout, so a
 //! hung backend delays nobody else. A long-lived task and two timers per member cost about
-//! 640 bytes each plus a timer wake-up per check; here a waiting member costs a heap entry.
+//! 640 bytes each plus a timer wake-up per check; here a waiting member costs 16 bytes in a
+//! slot of [`DueQueue`].
 //! Waiting checks are tasks, not futures polled inside the schedule's task, because tokio's
 //! cooperative budget is per task: thousands of HTTP checks inside one task exhausted it and
 //! were polled over and over for nothing (20,000 refused HTTP checks/s took a whole core and
@@ -114,8 +115,8 @@ impl Schedule {
             self.start_due();
             let room = max.saturating_sub(batch.len()).min(self.finished.len());
             batch.extend(self.finished.drain(..room));
-            let wake_at =
-                (self.due.next_wake()).unwrap_or_else(|| tokio::time::Instant::now() + IDLE);
+            let idle = || tokio::time::Instant::now() + IDLE;
+            let wake_at = self.due.next_wake().unwrap_or_else(idle);
             self.wake.as_mut().reset(wake_at);
             let finished = poll_fn(|cx| {
                 while batch.len() < max {
