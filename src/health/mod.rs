@@ -36,7 +36,7 @@ use crate::status::{CheckStatus, MemberStatus, ServiceStatus, Status};
 use admin::{AdminOverride, SavedOverride};
 use probe::Probe;
 use schedule::{Report, Schedule};
-use state::{MemberHealth, State};
+use state::{Failure, MemberHealth, State};
 
 /// A member of a configured service, with its health and the id of its probe in the schedule.
 #[derive(Debug)]
@@ -54,7 +54,7 @@ struct Member {
 struct LastCheck {
     ok: bool,
     took: Duration,
-    error: Option<String>,
+    error: Option<Failure>,
     at: SystemTime,
 }
 
@@ -63,7 +63,7 @@ impl LastCheck {
         CheckStatus {
             result: if self.ok { "ok" } else { "fail" }.to_string(),
             latency_ms: self.took.as_secs_f64() * 1000.0,
-            error: self.error.clone(),
+            error: self.error.as_deref().map(str::to_string),
             at: rfc3339(self.at),
         }
     }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use reqwest::header::{HOST, HeaderValue};
 
 use super::sockets::{Connecting, SocketPool, Start};
+use super::state::Failure;
 use super::tls;
 use crate::config::{CheckKind, CheckPlan};
 
@@ -47,7 +48,7 @@ pub struct HttpProbe {
 /// How a check began (see [`Probe::begin`]).
 pub enum Begun {
     /// Over already: healthy (`Ok`) or why not.
-    Over(Result<(), String>),
+    Over(Result<(), Failure>),
     /// Under way: to be finished, bounded by the check's timeout.
     Pending(Pending),
 }
@@ -62,7 +63,7 @@ pub enum Pending {
 
 impl Pending {
     /// Runs the check to its end: `Ok` when healthy, else why not in a few words.
-    pub async fn finish(self) -> Result<(), String> {
+    pub async fn finish(self) -> Result<(), Failure> {
         match self {
             Pending::Tcp(connecting) => connecting.finish().await.map_err(|e| describe_io(&e)),
             Pending::Http(http) => http.request().await,
@@ -71,17 +72,17 @@ impl Pending {
 }
 
 impl HttpProbe {
-    async fn request(&self) -> Result<(), String> {
+    async fn request(&self) -> Result<(), Failure> {
         let mut request = self.client.get(&self.url);
         if let Some(host) = &self.host {
             request = request.header(HOST, host.clone());
         }
-        let response = request.send().await.map_err(|e| root_cause(&e))?;
+        let response = request.send().await.map_err(|e| cause_of(&e))?;
         let status = response.status().as_u16();
         if self.expect.contains(&status) {
             Ok(())
         } else {
-            Err(format!("HTTP {status}"))
+            Err(format!("HTTP {status}").into())
         }
     }
 }
@@ -223,7 +224,7 @@ impl Probe {
     }
 
     /// Runs the check once; `Err` says why it failed in a few words.
-    pub async fn run(&self) -> Result<(), String> {
+    pub async fn run(&self) -> Result<(), Failure> {
         match self.begin() {
             Begun::Over(outcome) => outcome,
             Begun::Pending(pending) => pending.finish().await,
@@ -234,25 +235,29 @@ impl Probe {
 /// The innermost cause of an error, which is the part an operator can act on
 /// ("connection refused", not "error sending request for url"), in words for a log.
 pub fn root_cause(error: &(dyn Error + 'static)) -> String {
+    cause_of(error).into_owned()
+}
+
+fn cause_of(error: &(dyn Error + 'static)) -> Failure {
     let mut cause = error;
     while let Some(next) = cause.source() {
         cause = next;
     }
     match cause.downcast_ref::<io::Error>() {
         Some(io_error) => describe_io(io_error),
-        None => cause.to_string(),
+        None => cause.to_string().into(),
     }
 }
 
-fn describe_io(error: &io::Error) -> String {
+fn describe_io(error: &io::Error) -> Failure {
     match error.kind() {
-        io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-        io::ErrorKind::ConnectionReset => "connection reset".to_string(),
-        io::ErrorKind::ConnectionAborted => "connection aborted".to_string(),
-        io::ErrorKind::HostUnreachable => "host unreachable".to_string(),
-        io::ErrorKind::NetworkUnreachable => "network unreachable".to_string(),
-        io::ErrorKind::UnexpectedEof => "connection closed before a response".to_string(),
-        _ => error.to_string(),
+        io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        io::ErrorKind::ConnectionReset => "connection reset".into(),
+        io::ErrorKind::ConnectionAborted => "connection aborted".into(),
+        io::ErrorKind::HostUnreachable => "host unreachable".into(),
+        io::ErrorKind::NetworkUnreachable => "network unreachable".into(),
+        io::ErrorKind::UnexpectedEof => "connection closed before a response".into(),
+        _ => error.to_string().into(),
     }
 }
 
@@ -313,7 +318,7 @@ mod tests {
         assert_eq!(probe.run().await, Ok(()));
         let unnamed = plan("http", None, backend.port());
         let probe = Probe::new(&unnamed, backend.ip(), &mut clients).expect("probe");
-        assert_eq!(probe.run().await, Err("HTTP 404".to_string()));
+        assert_eq!(probe.run().await, Err("HTTP 404".into()));
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ use tokio::time::Sleep;
 
 use super::due::DueQueue;
 use super::probe::{Begun, Pending, Probe};
-use super::state::Outcome;
+use super::state::{Failure, Outcome};
 
 /// One probe result, addressed to the probe that produced it.
 #[derive(Debug)]
@@ -188,16 +188,13 @@ fn reschedule(
 async fn finish(id: u64, pending: Pending, timeout: Duration, started: Instant) -> Report {
     let outcome = match tokio::time::timeout(timeout, pending.finish()).await {
         Ok(outcome) => outcome,
-        Err(_) => Err(format!(
-            "timeout after {}",
-            humantime::format_duration(timeout)
-        )),
+        Err(_) => Err(format!("timeout after {}", humantime::format_duration(timeout)).into()),
     };
     report(id, outcome, started)
 }
 
 /// The report of probe `id`'s check begun at `started` and over now.
-fn report(id: u64, outcome: Result<(), String>, started: Instant) -> Report {
+fn report(id: u64, outcome: Result<(), Failure>, started: Instant) -> Report {
     let at = Instant::now();
     let took = at.saturating_duration_since(started);
     Report {

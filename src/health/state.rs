@@ -3,6 +3,7 @@
 //! Pure and clock-free (time is passed in), so rise/fall behaviour is unit-tested without
 //! sleeping. It never performs I/O.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -52,8 +53,13 @@ impl fmt::Display for State {
     }
 }
 
+/// Why a check failed, in a few words. Mostly one of a few fixed phrases ("connection
+/// refused"), which a failing member at 20,000 checks/s should not allocate (and free) anew
+/// each time.
+pub type Failure = Cow<'static, str>;
+
 /// The result of one check: its latency, or why it failed.
-pub type Outcome = Result<Duration, String>;
+pub type Outcome = Result<Duration, Failure>;
 
 /// A change of state, with the check result that caused it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,8 +123,8 @@ impl MemberHealth {
                 self.failures = self.failures.saturating_add(1);
                 self.successes = 0;
                 match self.state {
-                    State::Unknown => Some((State::Down, error.clone())),
-                    State::Up if self.failures >= fall => Some((State::Down, error.clone())),
+                    State::Unknown => Some((State::Down, error.to_string())),
+                    State::Up if self.failures >= fall => Some((State::Down, error.to_string())),
                     _ => None,
                 }
             }
@@ -144,7 +150,7 @@ mod tests {
     }
 
     fn fail() -> Outcome {
-        Err("connection refused".to_string())
+        Err("connection refused".into())
     }
 
     #[test]
