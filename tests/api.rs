@@ -400,6 +400,32 @@ fn reload_applies_a_good_config_keeps_health_and_rejects_a_bad_one() {
 }
 
 #[test]
+fn a_member_moved_by_a_reload_keeps_being_checked() {
+    // A service added ahead of the running one moves its members to new places in the plan;
+    // their probes carry on, and their results must still reach them: a primary killed
+    // after the reload fails over.
+    let setup = start(Some(TOKEN), "", "");
+    let ahead = service_toml("first.svc.example.test.", &[loopback_ip()], "tcp", 9, "");
+    setup.write_config("svc.zone", &format!("{ahead}{}", setup.service));
+    let (code, body) = setup.api.post("/reload", Some(TOKEN));
+    assert_eq!(code, 200, "{body}");
+    let summary: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(summary["members_kept"], 2, "{body}");
+    assert_eq!(
+        setup.api.status()["services"][1]["name"],
+        WWW,
+        "the running service moved"
+    );
+    setup.primary.kill();
+    setup
+        .server
+        .wait_for_answer(WWW, &[setup.s], Duration::from_secs(10));
+    let primary = &setup.api.status()["services"][1]["members"][0];
+    assert_eq!(primary["address"], setup.p.to_string());
+    assert_eq!(primary["state"], "down", "{primary}");
+}
+
+#[test]
 fn no_query_fails_or_is_wrong_across_fifty_reloads() {
     let setup = start(Some(TOKEN), "", "");
     let stop = Arc::new(AtomicBool::new(false));

@@ -15,7 +15,7 @@ pub mod sockets;
 pub mod state;
 pub mod tls;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -92,8 +92,6 @@ pub struct Monitor {
     /// Where answer changes go to be sent to webhooks.
     events: Option<mpsc::Sender<Delivery>>,
     next_probe: u64,
-    /// Probe id to (service, member) index, rebuilt whenever the plan changes.
-    probe_index: HashMap<u64, (usize, usize)>,
 }
 
 /// Why an override could not be set.
@@ -214,7 +212,6 @@ impl Monitor {
             metrics,
             events,
             next_probe: 0,
-            probe_index: HashMap::new(),
             plan,
         };
         for saved in saved {
@@ -408,7 +405,6 @@ impl Monitor {
             }
         }
         self.metrics.members.replace(rows);
-        self.probe_index = self.probe_ids().map(|(id, s, m)| (id, (s, m))).collect();
     }
 
     fn set_serial_metric(&self, origin: &Name, serial: u32) {
@@ -421,9 +417,13 @@ impl Monitor {
             .set(i64::from(serial));
     }
 
-    /// Where the probe with `id` reports: its service and member index.
-    fn locate(&self, id: u64) -> Option<(usize, usize)> {
-        self.probe_index.get(&id).copied()
+    /// Where `report` belongs: its service and member index, from its tag (set when the
+    /// probe was scheduled, and again by every reload that keeps it). The member there must
+    /// own the probe; anything else is a report from a probe no longer configured.
+    fn locate(&self, report: &Report) -> Option<(usize, usize)> {
+        let (s, m) = untag(report.tag);
+        let owner = self.members.get(s).and_then(|members| members.get(m))?;
+        (owner.probe == report.probe).then_some((s, m))
     }
 
     /// Applies one report; true when some answer changed and a new snapshot is due.
@@ -715,7 +715,7 @@ impl Running {
 
     /// Applies one report; true when an answer changed.
     fn apply(&mut self, report: Report) -> bool {
-        match self.monitor.locate(report.probe) {
+        match self.monitor.locate(&report) {
             Some(index) => self.monitor.apply(report, index),
             None => false, // from a probe stopped by a reload
         }
@@ -780,15 +780,14 @@ impl Running {
             ..ReloadSummary::default()
         };
         // Probes of members no longer in the plan stop; kept members keep theirs (their id is
-        // in the new index too); the rest get new ones. Hash lookups: 20,000 members reload
-        // without a quadratic scan.
-        summary.members_stopped = self
-            .schedule
-            .retain(|id| monitor.probe_index.contains_key(&id));
+        // among the new plan's), retagged with where they are now; the rest get new ones.
+        // Hash lookups: 20,000 members reload without a quadratic scan.
         let wanted: Vec<(u64, usize, usize)> = monitor.probe_ids().collect();
+        let wanted_ids: HashSet<u64> = wanted.iter().map(|&(id, _, _)| id).collect();
+        summary.members_stopped = self.schedule.retain(|id| wanted_ids.contains(&id));
         self.clients = probe::Clients::default();
         for (id, s, m) in wanted {
-            if self.schedule.contains(id) {
+            if self.schedule.retag(id, tag(s, m)) {
                 summary.members_kept += 1;
             } else {
                 summary.members_started += 1;
@@ -805,13 +804,24 @@ impl Running {
         match Probe::new(&service.check, addr, &mut self.clients) {
             Ok(probe) => {
                 let check = &service.check;
-                self.schedule.add(id, probe, check.interval, check.timeout);
+                let tag = tag(s, m);
+                self.schedule
+                    .add(id, tag, probe, check.interval, check.timeout);
             }
             Err(e) => {
                 error!(service = %service.name, member = %addr, error = %e, "cannot check member; it stays unknown")
             }
         }
     }
+}
+
+/// A probe's tag in the schedule: its member's service and member index.
+fn tag(s: usize, m: usize) -> u64 {
+    (s as u64) << 32 | m as u64
+}
+
+fn untag(tag: u64) -> (usize, usize) {
+    ((tag >> 32) as usize, tag as u32 as usize)
 }
 
 /// The one structured event for a change of what `family` of `service` answers.
