@@ -38,7 +38,8 @@ pub struct SocketPool {
 
 impl SocketPool {
     /// Starts a connection to `target`: over already when the kernel settled it inside
-    /// `connect` (a member on this host), else [`Connecting`] to wait for in a task.
+    /// `connect` (a member on this host), else [`Connecting`] to wait for in a task, inside
+    /// the tokio runtime (a connection in progress registers with its reactor).
     pub fn start(self: &Arc<Self>, target: SocketAddr) -> Start {
         let socket = match self.take(target) {
             Some(socket) => socket,
@@ -73,8 +74,9 @@ impl SocketPool {
     }
 
     /// Connects to `target` and disconnects at once: `Ok` when the connection was accepted.
-    /// Must run inside the tokio runtime (a connection in progress registers with its reactor).
-    pub async fn connect(self: &Arc<Self>, target: SocketAddr) -> io::Result<()> {
+    /// Checks take the two steps apart (see `Probe::begin`); tests take them together.
+    #[cfg(test)]
+    async fn connect(self: &Arc<Self>, target: SocketAddr) -> io::Result<()> {
         match self.start(target) {
             Start::Over(outcome) => outcome,
             Start::Connecting(connecting) => connecting.finish().await,
