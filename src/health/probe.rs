@@ -223,8 +223,9 @@ impl Probe {
         }
     }
 
-    /// Runs the check once; `Err` says why it failed in a few words.
-    pub async fn run(&self) -> Result<(), Failure> {
+    /// Runs the check once, both steps together; `Err` says why it failed in a few words.
+    #[cfg(test)]
+    async fn run(&self) -> Result<(), Failure> {
         match self.begin() {
             Begun::Over(outcome) => outcome,
             Begun::Pending(pending) => pending.finish().await,
