@@ -69,31 +69,20 @@ impl DueQueue {
         if self.ready.is_empty() && now_tick >= self.next + SLOTS {
             // A lap or more behind (the process was stopped, say): one pass over every slot
             // finds all that is due, instead of a pass per millisecond missed.
-            let ready = &mut self.ready;
             for slot in &mut self.slots {
-                slot.retain(|&(due, id)| {
-                    let come = due <= now_tick;
-                    if come {
-                        ready.push(id);
-                    }
-                    !come
-                });
+                take_due(slot, now_tick, &mut self.ready);
             }
-            self.waiting -= ready.len();
+            self.waiting -= self.ready.len();
             self.next = now_tick + 1;
         }
         while self.ready.is_empty() && self.next <= now_tick && self.waiting > 0 {
             let tick = self.next;
-            let index = (tick % SLOTS) as usize;
-            let ready = &mut self.ready;
-            self.slots[index].retain(|&(due, id)| {
-                let come = due <= tick;
-                if come {
-                    ready.push(id);
-                }
-                !come
-            });
-            self.waiting -= ready.len();
+            take_due(
+                &mut self.slots[(tick % SLOTS) as usize],
+                tick,
+                &mut self.ready,
+            );
+            self.waiting -= self.ready.len();
             self.next += 1;
         }
         if self.waiting == 0 && self.ready.is_empty() {
@@ -131,6 +120,17 @@ impl DueQueue {
     fn instant_of(&self, tick: u64) -> Instant {
         self.origin + Duration::from_millis(tick)
     }
+}
+
+/// Moves the ids in `slot` due by `tick` into `ready`; later laps' entries stay.
+fn take_due(slot: &mut Vec<(u64, u64)>, tick: u64, ready: &mut Vec<u64>) {
+    slot.retain(|&(due, id)| {
+        let come = due <= tick;
+        if come {
+            ready.push(id);
+        }
+        !come
+    });
 }
 
 #[cfg(test)]
