@@ -337,13 +337,30 @@ mod tests {
         }
     }
 
+    /// A loopback address and port with nothing listening: connections are refused.
+    fn refused_address() -> std::net::SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr")
+    }
+
     /// Collects reports until `done` says stop or 10 s pass.
-    async fn collect(
+    async fn collect(schedule: &mut Schedule, done: impl FnMut(&[Report]) -> bool) -> Vec<Report> {
+        collect_within(schedule, Duration::from_secs(10), done).await
+    }
+
+    /// Collects every report that arrives within `limit`.
+    async fn collect_for(schedule: &mut Schedule, limit: Duration) -> Vec<Report> {
+        collect_within(schedule, limit, |_| false).await
+    }
+
+    /// Collects reports until `done` says stop or `limit` passes.
+    async fn collect_within(
         schedule: &mut Schedule,
+        limit: Duration,
         mut done: impl FnMut(&[Report]) -> bool,
     ) -> Vec<Report> {
         let mut all = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + limit;
         while !done(&all) && tokio::time::Instant::now() < deadline {
             let mut batch = Vec::new();
             let next = schedule.next(&mut batch, 64);
@@ -413,9 +430,7 @@ mod tests {
     async fn checks_over_in_their_first_step_all_report_when_many_are_due_at_once() {
         // More than one round of first steps, each over at once (refused), handed out in
         // batches smaller than a round: none may be lost or doubled on the way.
-        let refused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = refused.local_addr().expect("addr");
-        drop(refused);
+        let addr = refused_address();
         let mut schedule = Schedule::default();
         let probes = 3 * BEGIN_ROUND as u64 + 7;
         let sockets = std::sync::Arc::default();
@@ -435,25 +450,9 @@ mod tests {
         assert!(reports.iter().all(|r| r.outcome.is_err()), "{reports:?}");
     }
 
-    /// Collects every report that arrives within `limit`.
-    async fn collect_for(schedule: &mut Schedule, limit: Duration) -> Vec<Report> {
-        let mut all = Vec::new();
-        let deadline = tokio::time::Instant::now() + limit;
-        while tokio::time::Instant::now() < deadline {
-            let mut batch = Vec::new();
-            let next = schedule.next(&mut batch, 64);
-            if tokio::time::timeout_at(deadline, next).await.is_ok() {
-                all.append(&mut batch);
-            }
-        }
-        all
-    }
-
     #[tokio::test]
     async fn a_slot_reused_by_a_new_probe_serves_only_the_new_one() {
-        let refused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = refused.local_addr().expect("addr");
-        drop(refused);
+        let addr = refused_address();
         let tcp = || Probe::Tcp {
             target: addr,
             sockets: Default::default(),
@@ -536,9 +535,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_removed_probe_is_not_run_again() {
-        let refused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = refused.local_addr().expect("addr");
-        drop(refused);
+        let addr = refused_address();
         let mut schedule = Schedule::default();
         schedule.add(
             7,
