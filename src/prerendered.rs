@@ -1,6 +1,7 @@
 //! Static answers in wire form, rendered when a zone loads, and the fast path that serves
-//! them over UDP and TCP: a plain one-question request whose answer cannot change with health is answered by
-//! copying bytes, without decoding it into hickory's types or walking the record store.
+//! them over UDP and TCP: a plain one-question request whose answer cannot change with health
+//! is answered by copying bytes, without decoding it into hickory's types or walking the
+//! record store.
 //!
 //! Why by hand: the full path (hickory's decoder, [`crate::dns::answer`], hickory's encoder)
 //! costs 2–3 µs of user CPU per query. The per-worker memo hides that for names asked often,

@@ -3,9 +3,9 @@
 //!
 //! One task owns all health state, with no locks: it begins every check from a [`Schedule`]
 //! (a check that must wait finishes as a short task bounded by its own timeout, so a slow
-//! backend delays nobody else), applies their results, and takes operator commands (status, overrides, reload)
-//! over a channel. The query path only ever sees the snapshots it publishes, and nothing here
-//! ever waits on the query path.
+//! backend delays nobody else), applies their results, and takes operator commands (status,
+//! overrides, reload) over a channel. The query path only ever sees the snapshots it
+//! publishes, and nothing here ever waits on the query path.
 
 pub mod admin;
 pub mod due;
