@@ -315,6 +315,7 @@ fn report(id: u64, tag: u64, outcome: Result<(), Failure>, started: Instant) -> 
 mod tests {
     use super::*;
     use crate::config::{CheckKind, CheckPlan, HttpCheck};
+    use crate::health::sockets::closed_port;
 
     const INTERVAL: Duration = Duration::from_millis(50);
     /// Longer than any wait here, so a hung check never finishes within a test.
@@ -335,12 +336,6 @@ mod tests {
             rise: 1,
             fall: 1,
         }
-    }
-
-    /// A loopback address and port with nothing listening: connections are refused.
-    fn refused_address() -> std::net::SocketAddr {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr")
     }
 
     /// Collects reports until `done` says stop or 10 s pass.
@@ -430,7 +425,7 @@ mod tests {
     async fn checks_over_in_their_first_step_all_report_when_many_are_due_at_once() {
         // More than one round of first steps, each over at once (refused), handed out in
         // batches smaller than a round: none may be lost or doubled on the way.
-        let addr = refused_address();
+        let (_reserved, addr) = closed_port("127.0.0.1");
         let mut schedule = Schedule::default();
         let probes = 3 * BEGIN_ROUND as u64 + 7;
         let sockets = std::sync::Arc::default();
@@ -452,7 +447,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_slot_reused_by_a_new_probe_serves_only_the_new_one() {
-        let addr = refused_address();
+        let (_reserved, addr) = closed_port("127.0.0.1");
         let tcp = || Probe::Tcp {
             target: addr,
             sockets: Default::default(),
@@ -535,7 +530,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_removed_probe_is_not_run_again() {
-        let addr = refused_address();
+        let (_reserved, addr) = closed_port("127.0.0.1");
         let mut schedule = Schedule::default();
         schedule.add(
             7,

@@ -243,23 +243,24 @@ fn disconnect(socket: &Socket) -> io::Result<()> {
     socket.connect(&unspecified)
 }
 
+/// A port with nothing listening on IPv4 address `ip`, for tests: bound to reserve it (keep
+/// the listener while the port is used), never listened on, so connections are refused.
+#[cfg(test)]
+pub(crate) fn closed_port(ip: &str) -> (std::net::TcpListener, SocketAddr) {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let addr: SocketAddr = format!("{ip}:0").parse().expect("addr");
+    socket.bind(&addr.into()).expect("bind");
+    let addr = socket
+        .local_addr()
+        .expect("addr")
+        .as_socket()
+        .expect("inet");
+    (std::net::TcpListener::from(socket), addr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A port with nothing listening: bound to reserve it, never listened on.
-    fn closed_port(ip: &str) -> (std::net::TcpListener, SocketAddr) {
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-        let addr: SocketAddr = format!("{ip}:0").parse().expect("addr");
-        socket.bind(&addr.into()).expect("bind");
-        let addr = socket
-            .local_addr()
-            .expect("addr")
-            .as_socket()
-            .expect("inet");
-        // Not listening: connections to it are refused. Kept open so no one else takes it.
-        (std::net::TcpListener::from(socket), addr)
-    }
 
     #[tokio::test]
     async fn one_socket_serves_accepted_and_refused_checks_in_turn() {
