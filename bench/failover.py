@@ -108,6 +108,7 @@ def start_failover_dns(kind, fall, workdir):
     with open(config, "w") as f:
         f.write(f"""[server]
 listen = ["{DNS[0]}:{DNS[1]}"]
+rate_limit = 0
 [[zone]]
 origin = "bench.test."
 file = "bench.zone"

@@ -31,6 +31,9 @@ done
 
 cargo build --release --quiet
 HOST=127.0.0.1
+# Response rate limiting: off by default here (dnsperf is one client); RATE_LIMIT=N measures
+# what the limiter costs when nobody is over it.
+RATE_LIMIT=${RATE_LIMIT:-0}
 PORT_OURS=5390 PORT_KNOT=5391 PORT_NSD=5392 PORT_GDNSD=5393
 PRIMARY=127.0.0.11 STANDBY=127.0.0.12 CHECK_PORT=5301
 
@@ -94,6 +97,7 @@ EOF
 cat > "$WORK/ours.toml" <<EOF
 [server]
 listen = ["$HOST:$PORT_OURS"]
+rate_limit = $RATE_LIMIT
 [[zone]]
 origin = "bench.test."
 file = "ours.zone"

@@ -177,7 +177,7 @@ def main():
                     "@ IN NS ns1\nns1 IN A 192.0.2.1\n")
         config = os.path.join(work, "scale.toml")
         with open(config, "w") as f:
-            f.write(f'[server]\nlisten = ["{DNS[0]}:{DNS[1]}"]\n\n[[zone]]\norigin = "scale.test."\n'
+            f.write(f'[server]\nlisten = ["{DNS[0]}:{DNS[1]}"]\nrate_limit = 0\n\n[[zone]]\norigin = "scale.test."\n'
                     f'file = "scale.zone"\n\n')
             for i in range(services):
                 if i == 0:

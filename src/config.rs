@@ -41,6 +41,22 @@ pub struct ServerPlan {
     pub listen: Vec<SocketAddr>,
     /// How long an idle TCP client may hold its connection.
     pub tcp_idle_timeout: Duration,
+    /// How long one TCP message may take to arrive, from its first byte, and a response to be
+    /// written (Knot's `tcp-io-timeout`).
+    pub tcp_io_timeout: Duration,
+    /// Most DNS TCP connections open at once; when full, the oldest idle one is closed.
+    pub tcp_max_clients: usize,
+    /// Most API connections open at once.
+    pub http_max_clients: usize,
+    /// How long an API client may take to send a request's head, counted from the
+    /// connection opening or the previous response (so also the keep-alive idle limit).
+    pub http_timeout: Duration,
+    /// Host names the API may be reached under besides its own address (the `Host` header).
+    pub http_hosts: Vec<String>,
+    /// UDP responses per second per client network (/24, /56); 0 turns the limit off.
+    pub rate_limit: u32,
+    /// Every Nth limited response is sent truncated instead of dropped; 0 drops them all.
+    pub rate_limit_slip: u32,
     /// Answer to CHAOS TXT `id.server.`/`hostname.bind.`, so an operator can tell which
     /// anycast or redundant node answered; empty means refused.
     pub identity: String,
@@ -183,8 +199,22 @@ fn default_webhook_retries() -> u32 {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Spanned<Vec<Spanned<String>>>,
-    #[serde(default = "default_tcp_idle_timeout", with = "humantime_serde")]
-    tcp_idle_timeout: Duration,
+    #[serde(default = "default_tcp_idle_timeout", with = "spanned_duration")]
+    tcp_idle_timeout: Spanned<Duration>,
+    #[serde(default = "default_tcp_io_timeout", with = "spanned_duration")]
+    tcp_io_timeout: Spanned<Duration>,
+    #[serde(default = "default_tcp_max_clients")]
+    tcp_max_clients: Spanned<u32>,
+    #[serde(default = "default_http_max_clients")]
+    http_max_clients: Spanned<u32>,
+    #[serde(default = "default_http_timeout", with = "spanned_duration")]
+    http_timeout: Spanned<Duration>,
+    #[serde(default)]
+    http_hosts: Vec<Spanned<String>>,
+    #[serde(default = "default_rate_limit")]
+    rate_limit: Spanned<u32>,
+    #[serde(default = "default_rate_limit_slip")]
+    rate_limit_slip: Spanned<u32>,
     #[serde(default)]
     identity: Option<Spanned<String>>,
     #[serde(default)]
@@ -199,8 +229,26 @@ struct RawServer {
     state_file: Option<String>,
 }
 
-fn default_tcp_idle_timeout() -> Duration {
-    Duration::from_secs(10)
+fn default_tcp_idle_timeout() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(10))
+}
+fn default_tcp_io_timeout() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(2))
+}
+fn default_tcp_max_clients() -> Spanned<u32> {
+    Spanned::new(0..0, 1000)
+}
+fn default_http_max_clients() -> Spanned<u32> {
+    Spanned::new(0..0, 64)
+}
+fn default_http_timeout() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(10))
+}
+fn default_rate_limit() -> Spanned<u32> {
+    Spanned::new(0..0, 200)
+}
+fn default_rate_limit_slip() -> Spanned<u32> {
+    Spanned::new(0..0, 2)
 }
 
 #[derive(Deserialize)]
@@ -300,6 +348,17 @@ mod spanned_duration {
     }
 }
 
+/// Shortest check interval: 100 checks a second of one member is plenty, and below this a
+/// typo (`"1ns"`) would make the schedule check as fast as it can.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Shortest check timeout.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// Longest interval, timeout or other duration in the config: a day. Beyond it a typo
+/// (`"1000000000years"`) would mean a member never checked.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Reads the config at `path` and every zone it names, and validates all of it.
 pub fn load(path: &Path) -> Result<Plan, LoadError> {
     let text = std::fs::read_to_string(path)
@@ -328,9 +387,11 @@ impl Validator<'_> {
         for raw_zone in raw.zone {
             zones.push(self.zone(raw_zone, &zones)?);
         }
-        let mut services: Vec<ServicePlan> = Vec::new();
+        let mut services: Vec<ServicePlan> = Vec::with_capacity(raw.service.len());
+        // Names seen so far: a set, so 100,000 services validate in linear time.
+        let mut names: HashSet<LowerName> = HashSet::with_capacity(raw.service.len());
         for raw_service in raw.service {
-            let service = self.service(raw_service, &mut zones, &services)?;
+            let service = self.service(raw_service, &mut zones, &mut names)?;
             services.push(service);
         }
         for (index, zone) in zones.iter_mut().enumerate() {
@@ -463,9 +524,67 @@ impl Validator<'_> {
                 .as_deref()
                 .unwrap_or("failover-dns.state.json"),
         );
+        let tcp_idle_timeout = self.bounded(
+            &raw.tcp_idle_timeout,
+            "tcp_idle_timeout",
+            MIN_TIMEOUT..=MAX_DURATION,
+        )?;
+        let tcp_io_timeout = self.bounded(
+            &raw.tcp_io_timeout,
+            "tcp_io_timeout",
+            MIN_TIMEOUT..=MAX_DURATION,
+        )?;
+        let http_timeout = self.bounded(
+            &raw.http_timeout,
+            "http_timeout",
+            MIN_TIMEOUT..=MAX_DURATION,
+        )?;
+        let count = |raw: &Spanned<u32>, key: &str, range: RangeInclusive<u32>| {
+            if range.contains(raw.get_ref()) {
+                return Ok(*raw.get_ref());
+            }
+            Err(self.error(
+                raw.span(),
+                format!(
+                    "{key} {} is out of range {}..={}",
+                    raw.get_ref(),
+                    range.start(),
+                    range.end()
+                ),
+            ))
+        };
+        let tcp_max_clients = count(&raw.tcp_max_clients, "tcp_max_clients", 1..=1_000_000)?;
+        let http_max_clients = count(&raw.http_max_clients, "http_max_clients", 1..=10_000)?;
+        let rate_limit = count(&raw.rate_limit, "rate_limit", 0..=10_000_000)?;
+        let rate_limit_slip = count(&raw.rate_limit_slip, "rate_limit_slip", 0..=10)?;
+        let mut http_hosts = Vec::new();
+        for host in raw.http_hosts {
+            let name = host.get_ref().trim_end_matches('.').to_ascii_lowercase();
+            let valid = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+            if !valid {
+                return Err(self.error(
+                    host.span(),
+                    format!(
+                        "http_hosts entry {:?} is not a host name; write the name clients use, e.g. \"fdns.example.net\"",
+                        host.get_ref()
+                    ),
+                ));
+            }
+            http_hosts.push(name);
+        }
         Ok(ServerPlan {
             listen,
-            tcp_idle_timeout: raw.tcp_idle_timeout,
+            tcp_idle_timeout,
+            tcp_io_timeout,
+            tcp_max_clients: tcp_max_clients as usize,
+            http_max_clients: http_max_clients as usize,
+            http_timeout,
+            http_hosts,
+            rate_limit,
+            rate_limit_slip,
             identity,
             version,
             http,
@@ -486,13 +605,17 @@ impl Validator<'_> {
             ));
         }
         let file = self.relative_path(raw.file.get_ref());
-        if !file.is_file() {
+        let problem = match std::fs::metadata(&file) {
+            Err(_) => Some("does not exist (relative paths are relative to the config file)"),
+            Ok(metadata) if !metadata.is_file() => Some(
+                "is not a regular file (a device, FIFO or directory); zone files must be regular files",
+            ),
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
             return Err(self.error(
                 raw.file.span(),
-                format!(
-                    "zone file {} does not exist (relative paths are relative to the config file)",
-                    file.display()
-                ),
+                format!("zone file {} {problem}", file.display()),
             ));
         }
         zone::load(&file, &origin)
@@ -502,12 +625,12 @@ impl Validator<'_> {
         &self,
         raw: RawService,
         zones: &mut [StaticZone],
-        earlier: &[ServicePlan],
+        names: &mut HashSet<LowerName>,
     ) -> Result<ServicePlan, LoadError> {
         let name = self.fqdn(&raw.name, "service name")?;
         let key = LowerName::new(&name);
         let span = raw.name.span();
-        if earlier.iter().any(|s| LowerName::new(&s.name) == key) {
+        if !names.insert(key.clone()) {
             return Err(self.error(span, format!("service {name} is configured twice")));
         }
         let zone_index = zones
@@ -591,15 +714,14 @@ impl Validator<'_> {
             }
             RawKind::Http => CheckKind::Http(self.http_check(&raw)?),
         };
-        let (interval, timeout) = (*raw.interval.get_ref(), *raw.timeout.get_ref());
-        if interval.is_zero() {
-            return Err(self.error(raw.interval.span(), "check interval must be above zero"));
-        }
-        if timeout.is_zero() || timeout > interval {
+        let interval =
+            self.bounded(&raw.interval, "check interval", MIN_INTERVAL..=MAX_DURATION)?;
+        let timeout = self.bounded(&raw.timeout, "check timeout", MIN_TIMEOUT..=MAX_DURATION)?;
+        if timeout > interval {
             return Err(self.error(
                 raw.timeout.span(),
                 format!(
-                    "check timeout must be above zero and at most the interval ({})",
+                    "check timeout must be at most the interval ({})",
                     humantime::format_duration(interval)
                 ),
             ));
@@ -682,6 +804,28 @@ impl Validator<'_> {
             return Err(bad());
         }
         Ok(low..=high)
+    }
+
+    /// `raw`'s duration, if it lies in `range`; else an error naming `what` and the range.
+    fn bounded(
+        &self,
+        raw: &Spanned<Duration>,
+        what: &str,
+        range: RangeInclusive<Duration>,
+    ) -> Result<Duration, LoadError> {
+        let value = *raw.get_ref();
+        if range.contains(&value) {
+            return Ok(value);
+        }
+        Err(self.error(
+            raw.span(),
+            format!(
+                "{what} {} is out of range {}..={}",
+                humantime::format_duration(value),
+                humantime::format_duration(*range.start()),
+                humantime::format_duration(*range.end())
+            ),
+        ))
     }
 
     fn fqdn(&self, raw: &Spanned<String>, what: &str) -> Result<Name, LoadError> {

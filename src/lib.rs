@@ -10,6 +10,7 @@ pub mod config;
 pub mod dns;
 pub mod error;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod notify;
 pub mod policy;
@@ -37,13 +38,28 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     // Before anything else, so a SIGHUP during start-up reloads instead of killing us.
     let mut signals = Signals::new()?;
     let metrics = Arc::new(Metrics::new());
-    let saved = health::admin::load(&plan.server.state_file)?;
+    let (saved, damaged) = match health::admin::load(&plan.server.state_file) {
+        Ok(saved) => (saved, None),
+        Err(error) => (
+            Vec::new(),
+            Some(health::admin::recover(&plan.server.state_file, &error)),
+        ),
+    };
     let events = notify::start(Arc::clone(&metrics));
-    let monitor = Monitor::new(plan.clone(), saved, Arc::clone(&metrics), Some(events));
+    let mut monitor = Monitor::new(plan.clone(), saved, Arc::clone(&metrics), Some(events));
+    if let Some(damaged) = damaged {
+        monitor.recover_damaged(damaged);
+    }
     let cell = Arc::new(ArcSwap::from_pointee(monitor.snapshot()));
+    let budget = limits::Descriptors::raise_and_share(&plan);
     let listeners = dns::server::serve(
         &plan.server.listen,
-        plan.server.tcp_idle_timeout,
+        dns::tcp::Limits {
+            idle_timeout: plan.server.tcp_idle_timeout,
+            io_timeout: plan.server.tcp_io_timeout,
+            max_clients: budget.tcp_clients,
+        },
+        dns::rrl::RateLimiter::new(plan.server.rate_limit, plan.server.rate_limit_slip),
         Arc::clone(&cell),
         Arc::clone(&metrics),
     )
@@ -64,6 +80,12 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
                     metrics,
                     reloader: reloader.clone(),
                     token: plan.server.http_token.clone(),
+                    hosts: plan.server.http_hosts.clone().into(),
+                    state_file: plan.server.state_file.clone(),
+                },
+                api::Limits {
+                    max_clients: plan.server.http_max_clients,
+                    timeout: plan.server.http_timeout,
                 },
             )
             .await?,

@@ -89,10 +89,12 @@ fn main() -> ExitCode {
     };
     match command {
         Command::Check => {
-            // A start also reads the overrides; a damaged state file would stop it.
+            // A start also reads the overrides; a damaged file does not stop it (it is kept
+            // aside and the members it names start drained), but it deserves a look.
             if let Err(error) = failover_dns::health::admin::load(&plan.server.state_file) {
-                eprintln!("error: {error}");
-                return ExitCode::FAILURE;
+                eprintln!(
+                    "warning: {error}; a start would keep it aside and drain every member it names"
+                );
             }
             println!(
                 "{}: ok ({} zones, {} services)",
@@ -147,18 +149,28 @@ async fn client(command: &Command, args: &ApiArgs, config: &Path) -> anyhow::Res
         Command::Drain {
             service, member, ..
         } => {
-            client::set_admin(&api, token.as_deref(), service, *member, "drain").await?;
+            let warning =
+                client::set_admin(&api, token.as_deref(), service, *member, "drain").await?;
             println!("{member} of {service} is drained");
+            warn_unsaved(warning);
         }
         Command::Undrain {
             service, member, ..
         } => {
-            client::set_admin(&api, token.as_deref(), service, *member, "auto").await?;
+            let warning =
+                client::set_admin(&api, token.as_deref(), service, *member, "auto").await?;
             println!("{member} of {service} follows its checks again");
+            warn_unsaved(warning);
         }
         Command::Run | Command::Check => {}
     }
     Ok(())
+}
+
+fn warn_unsaved(warning: Option<String>) {
+    if let Some(warning) = warning {
+        eprintln!("warning: {warning}");
+    }
 }
 
 /// INFO: operations events (starts, state changes, reloads), never one line per query.

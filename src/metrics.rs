@@ -52,6 +52,13 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+/// Labels saying why something was dropped or limited.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// A fixed word, e.g. `evicted`, `refused`, `message_timeout`.
+    pub reason: &'static str,
+}
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
@@ -71,6 +78,20 @@ pub struct Metrics {
     pub zone_serial: Family<ZoneLabels, Gauge>,
     /// Webhook deliveries, by result (after retries).
     pub webhooks: Family<ResultLabels, Counter>,
+    /// DNS TCP connections the server closed or refused to protect itself, by reason.
+    pub tcp_dropped: Family<ReasonLabels, Counter>,
+    /// API connections refused because `http_max_clients` were open.
+    pub api_refused: Counter,
+    /// API requests refused as cross-site or for a foreign Host, by reason.
+    pub api_forbidden: Family<ReasonLabels, Counter>,
+    /// Checks that gave no result because this host ran out of a resource (descriptors).
+    pub checks_no_result: Counter,
+    /// UDP responses held back by response rate limiting: `dropped` or `slipped` (truncated).
+    pub rate_limited: Family<ReasonLabels, Counter>,
+    /// 1 while an applied override is not yet saved in the state file.
+    pub state_unsaved: Gauge,
+    /// State-file writes, by result.
+    pub state_writes: Family<ResultLabels, Counter>,
 }
 
 impl Metrics {
@@ -115,8 +136,57 @@ impl Metrics {
             "Failover event webhook deliveries, after retries",
             webhooks.clone(),
         );
+        let tcp_dropped = Family::default();
+        registry.register(
+            "tcp_connections_dropped",
+            "DNS TCP connections closed or refused by the server's limits, by reason",
+            tcp_dropped.clone(),
+        );
+        let api_refused = Counter::default();
+        registry.register(
+            "api_connections_refused",
+            "API connections refused because http_max_clients were open",
+            api_refused.clone(),
+        );
+        let api_forbidden = Family::default();
+        registry.register(
+            "api_requests_forbidden",
+            "API requests refused as cross-site (origin) or for a foreign Host (host)",
+            api_forbidden.clone(),
+        );
+        let checks_no_result = Counter::default();
+        registry.register(
+            "checks_no_result",
+            "Health checks that gave no result because this host ran out of descriptors",
+            checks_no_result.clone(),
+        );
+        let rate_limited = Family::default();
+        registry.register(
+            "rate_limited",
+            "UDP responses held back by response rate limiting (dropped, or slipped as truncated)",
+            rate_limited.clone(),
+        );
+        let state_unsaved = Gauge::default();
+        registry.register(
+            "state_file_unsaved",
+            "1 while an applied admin override is not yet saved in the state file",
+            state_unsaved.clone(),
+        );
+        let state_writes = Family::default();
+        registry.register(
+            "state_file_writes",
+            "State file writes, by result",
+            state_writes.clone(),
+        );
         Self {
             registry,
+            tcp_dropped,
+            api_refused,
+            api_forbidden,
+            checks_no_result,
+            rate_limited,
+            state_unsaved,
+            state_writes,
             queries,
             response_seconds,
             members,

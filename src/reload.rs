@@ -3,9 +3,17 @@
 //!
 //! A bad file is rejected with its `file:line` error, logged and returned, and the running
 //! config keeps serving untouched.
+//!
+//! One reload runs at a time. Requests that arrive while one runs are coalesced into a single
+//! reload after it, of whatever is on disk then, and all of them get its result: the config
+//! served is always the newest one asked for, and a burst of requests costs two loads, not one
+//! each (a load holds a whole config and its zones in memory).
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::Mutex;
 
 use tracing::{error, info, warn};
 
@@ -22,6 +30,10 @@ pub struct Reloader {
     started: Arc<ServerPlan>,
     control: Control,
     metrics: Arc<Metrics>,
+    /// Reload requests so far, numbered from 1.
+    requested: Arc<AtomicU64>,
+    /// Held while a reload runs: the newest request it covered and its result.
+    last: Arc<Mutex<(u64, Result<ReloadSummary, String>)>>,
 }
 
 impl Reloader {
@@ -37,11 +49,27 @@ impl Reloader {
             started: Arc::new(started),
             control,
             metrics,
+            requested: Arc::new(AtomicU64::new(0)),
+            last: Arc::new(Mutex::new((0, Err(String::new())))),
         }
     }
 
-    /// Loads and applies the config; on error the running config is untouched.
+    /// Loads and applies the config as it is on disk now, or joins the reload that will; on
+    /// error the running config is untouched.
     pub async fn reload(&self) -> Result<ReloadSummary, String> {
+        let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut last = self.last.lock().await;
+        if last.0 >= ticket {
+            // A reload that began after this request covered it.
+            return last.1.clone();
+        }
+        let covers = self.requested.load(Ordering::SeqCst);
+        let result = self.load_and_apply().await;
+        *last = (covers, result.clone());
+        result
+    }
+
+    async fn load_and_apply(&self) -> Result<ReloadSummary, String> {
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || config::load(&path))
             .await
@@ -60,6 +88,7 @@ impl Reloader {
             .get_or_create(&ResultLabels { result: "ok" })
             .inc();
         info!(
+            generation = summary.generation,
             zones = summary.zones,
             services = summary.services,
             members_kept = summary.members_kept,
@@ -88,8 +117,24 @@ impl Reloader {
                 "tcp_idle_timeout",
                 old.tcp_idle_timeout != new.tcp_idle_timeout,
             ),
+            ("tcp_io_timeout", old.tcp_io_timeout != new.tcp_io_timeout),
+            (
+                "tcp_max_clients",
+                old.tcp_max_clients != new.tcp_max_clients,
+            ),
             ("http", old.http != new.http),
             ("http_token", old.http_token != new.http_token),
+            (
+                "http_max_clients",
+                old.http_max_clients != new.http_max_clients,
+            ),
+            ("http_timeout", old.http_timeout != new.http_timeout),
+            ("http_hosts", old.http_hosts != new.http_hosts),
+            ("rate_limit", old.rate_limit != new.rate_limit),
+            (
+                "rate_limit_slip",
+                old.rate_limit_slip != new.rate_limit_slip,
+            ),
         ] {
             if changed {
                 warn!(

@@ -12,8 +12,27 @@ use crate::health::admin::AdminOverride;
 /// The whole server's state at one instant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
+    /// The config generation served: 1 at start, one more for every reload applied.
+    #[serde(default)]
+    pub generation: u64,
+    /// Whether the overrides in force are saved.
+    #[serde(default)]
+    pub state_file: StateFileStatus,
     /// Every configured service, in config order.
     pub services: Vec<ServiceStatus>,
+}
+
+/// The state file that keeps admin overrides.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StateFileStatus {
+    /// Where it is.
+    pub path: String,
+    /// False while some override in force is not written to it yet (a restart would lose it).
+    pub saved: bool,
+    /// Why the last write failed, while unsaved.
+    pub error: Option<String>,
+    /// Where a damaged state file found at start was moved; its members were drained.
+    pub damaged: Option<String>,
 }
 
 /// One service.

@@ -5,9 +5,11 @@
 //! name inside the zone, CNAME alone at its name). It never touches the network.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordSet, RecordType, RrKey};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_proto::serialize::txt::Parser;
 
 use crate::error::LoadError;
@@ -123,8 +125,12 @@ type Parsed = BTreeMap<RrKey, RecordSet>;
 
 /// Loads and checks the zone file at `path` for the zone `origin`.
 pub fn load(path: &Path, origin: &Name) -> Result<StaticZone, LoadError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| LoadError::in_file(path, format!("cannot read zone file: {e}")))?;
+    let text = read_zone_text(path, MAX_ZONE_BYTES)?;
+    check_includes(
+        path,
+        &text,
+        MAX_ZONE_BYTES.saturating_sub(text.len() as u64),
+    )?;
     let parse = |input: &str| {
         Parser::new(input, Some(path.to_path_buf()), Some(origin.clone()))
             .parse()
@@ -186,6 +192,22 @@ pub fn load(path: &Path, origin: &Name) -> Result<StaticZone, LoadError> {
         }
     }
 
+    if let Some((key, size)) = records.iter().find_map(|(key, set)| {
+        let size = response_size(set);
+        (size > usize::from(u16::MAX)).then(|| (key.clone(), size))
+    }) {
+        return Err(blame(
+            format!(
+                "the {} {} RRset takes {size} bytes in a response, more than the 65535 a DNS message holds even over TCP; split it or shorten it",
+                key.name, key.record_type
+            ),
+            &|r| {
+                r.get(&key)
+                    .is_some_and(|set| response_size(set) > usize::from(u16::MAX))
+            },
+        ));
+    }
+
     let soa = records
         .get(&RrKey::new(origin_key.clone(), RecordType::SOA))
         .and_then(|set| set.records_without_rrsigs().next().cloned())
@@ -236,6 +258,108 @@ pub fn load(path: &Path, origin: &Name) -> Result<StaticZone, LoadError> {
         mark_existing(&zone.origin_key, &zone.nodes, &mut zone.recordless, owner);
     }
     Ok(zone)
+}
+
+/// Most bytes a zone's file and everything it `$INCLUDE`s may hold together: far above any real
+/// zone (a million hosts is about 40 MB of text), and low enough that `$INCLUDE /dev/zero` or
+/// a runaway generated file is refused with a message instead of eating the host's memory.
+pub const MAX_ZONE_BYTES: u64 = 1 << 30;
+
+/// Deepest `$INCLUDE` nesting, as hickory's parser allows.
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// The text of the zone file at `path`, which must be a regular file of at most `limit` bytes.
+/// A device, FIFO or directory is refused before it is opened (opening a FIFO would block).
+fn read_zone_text(path: &Path, limit: u64) -> Result<String, LoadError> {
+    let what = |message: String| LoadError::in_file(path, message);
+    let metadata =
+        std::fs::metadata(path).map_err(|e| what(format!("cannot read zone file: {e}")))?;
+    if !metadata.is_file() {
+        return Err(what(
+            "is not a regular file (a device, FIFO or directory); zone files must be regular files"
+                .to_string(),
+        ));
+    }
+    if metadata.len() > limit {
+        return Err(what(too_big(metadata.len())));
+    }
+    let file =
+        std::fs::File::open(path).map_err(|e| what(format!("cannot read zone file: {e}")))?;
+    let mut text = String::new();
+    file.take(limit.saturating_add(1))
+        .read_to_string(&mut text)
+        .map_err(|e| what(format!("cannot read zone file: {e}")))?;
+    if text.len() as u64 > limit {
+        return Err(what(too_big(text.len() as u64)));
+    }
+    Ok(text)
+}
+
+fn too_big(size: u64) -> String {
+    format!(
+        "zone file is too large ({size} bytes, with what it includes); a zone may hold at most {MAX_ZONE_BYTES} bytes of text"
+    )
+}
+
+/// Checks every file that `text` (the file at `path`) `$INCLUDE`s, and what those include in
+/// turn, as [`read_zone_text`] does, with at most `budget` bytes among them. Hickory's parser
+/// then reads them itself: these checks keep it from opening a FIFO or reading a device.
+fn check_includes(path: &Path, text: &str, budget: u64) -> Result<(), LoadError> {
+    let mut budget = budget;
+    let mut pending: Vec<(PathBuf, String, usize)> =
+        vec![(path.to_path_buf(), text.to_string(), 0)];
+    while let Some((file, text, depth)) = pending.pop() {
+        for (index, line) in text.lines().enumerate() {
+            let mut words = line.split_whitespace();
+            let directive = words
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case("$INCLUDE"));
+            let Some(target) = words.next().filter(|_| directive) else {
+                continue;
+            };
+            let target = Path::new(target.trim_matches('"'));
+            let target = if target.is_absolute() {
+                target.to_path_buf()
+            } else {
+                file.parent().unwrap_or(Path::new(".")).join(target)
+            };
+            let line = index + 1;
+            if depth >= MAX_INCLUDE_DEPTH {
+                return Err(LoadError::at(
+                    &file,
+                    line,
+                    format!("$INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep"),
+                ));
+            }
+            let included = read_zone_text(&target, budget).map_err(|e| {
+                LoadError::at(
+                    &file,
+                    line,
+                    format!("$INCLUDE {}: {}", target.display(), e.message),
+                )
+            })?;
+            budget = budget.saturating_sub(included.len() as u64);
+            pending.push((target, included, depth + 1));
+        }
+    }
+    Ok(())
+}
+
+/// The size of a response carrying just `set`, with its owner as the question: what the set
+/// needs of a DNS message at the least.
+fn response_size(set: &RecordSet) -> usize {
+    let mut bytes = Vec::with_capacity(512);
+    let mut encoder = BinEncoder::new(&mut bytes);
+    // The header, then the question, so the records' names compress as they would.
+    let _ = encoder.emit_vec(&[0; 12]);
+    let _ = set.name().emit(&mut encoder);
+    let _ = encoder.emit_vec(&[0; 4]);
+    for record in set.records_without_rrsigs() {
+        if record.emit(&mut encoder).is_err() {
+            return usize::MAX;
+        }
+    }
+    bytes.len()
 }
 
 fn located(path: &Path, line: Option<usize>, message: String) -> LoadError {

@@ -19,14 +19,15 @@ pub async fn status(api: &str) -> anyhow::Result<Status> {
     serde_json::from_slice(&bytes).context("cannot parse /status")
 }
 
-/// Sets an override with `POST {api}/services/{service}/members/{member}/{action}`.
+/// Sets an override with `POST {api}/services/{service}/members/{member}/{action}`; the
+/// server's warning when it is in force but not saved yet.
 pub async fn set_admin(
     api: &str,
     token: Option<&str>,
     service: &str,
     member: IpAddr,
     action: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     let url = format!(
         "{}/services/{service}/members/{member}/{action}",
         api.trim_end_matches('/')
@@ -36,7 +37,10 @@ pub async fn set_admin(
         request = request.bearer_auth(token);
     }
     let response = request.send().await.map_err(|e| unreachable(&url, &e))?;
-    check(response).await.map(|_| ())
+    let body = check(response).await?.text().await.unwrap_or_default();
+    Ok(serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("warning")?.as_str().map(str::to_string)))
 }
 
 fn unreachable(url: &str, error: &reqwest::Error) -> anyhow::Error {

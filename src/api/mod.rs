@@ -3,23 +3,36 @@
 //! Read-only routes are open; every other route needs `Authorization: Bearer <token>` when a
 //! token is configured (and the config refuses a non-loopback API without one). Handlers only
 //! talk to the check plane through [`Control`]; none of them touches the query path.
+//!
+//! What a browser or a flood could do is bounded here: a request whose `Host` is not the
+//! API's own address, `localhost` (on loopback) or one of `http_hosts` is refused (DNS
+//! rebinding); a request other than GET/HEAD from another origin (`Origin`, or
+//! `Sec-Fetch-Site: cross-site`) is refused (cross-site request forgery); at most
+//! `http_max_clients` connections are open (more are closed at once); a client must send a
+//! request's head within `http_timeout` of connecting or of the previous response, so a
+//! half-sent request or an idle keep-alive connection is closed; heads are limited to
+//! [`MAX_HEAD`] bytes and bodies to [`MAX_BODY`].
 
 pub mod client;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
-use tracing::info;
+use tower::ServiceExt;
+use tracing::{debug, info};
 
 use crate::health::admin::AdminOverride;
 use crate::health::{AdminError, Control};
@@ -37,7 +50,34 @@ pub struct ApiState {
     pub reloader: Reloader,
     /// The bearer token non-GET requests need, if any.
     pub token: Option<String>,
+    /// Names the API may be reached under besides its own address (lower case).
+    pub hosts: Arc<[String]>,
+    /// Where overrides are saved (named in warnings).
+    pub state_file: std::path::PathBuf,
 }
+
+/// How many connections the API serves at once and how long it waits for a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most connections open at once.
+    pub max_clients: usize,
+    /// Longest wait for a request's head, from connecting or the previous response.
+    pub timeout: Duration,
+}
+
+/// Largest request head (request line and headers) read.
+pub const MAX_HEAD: usize = 16 * 1024;
+
+/// Largest request body accepted; no route reads one.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// How long an override's request waits for the state file to be written before answering
+/// that it is in force but not saved yet.
+const SAVE_WAIT: Duration = Duration::from_secs(2);
+
+/// The address a connection arrived at, for the `Host` check.
+#[derive(Debug, Clone, Copy)]
+struct LocalAddr(SocketAddr);
 
 /// The running API server; dropping it stops it.
 pub struct Api {
@@ -51,10 +91,19 @@ impl Drop for Api {
 }
 
 /// Binds `addr` (failing with the address named if it cannot) and serves the API on it.
-pub async fn serve(addr: SocketAddr, state: ApiState) -> io::Result<Api> {
+pub async fn serve(addr: SocketAddr, state: ApiState, limits: Limits) -> io::Result<Api> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on http {addr}: {e}")))?;
+    let metrics = Arc::clone(&state.metrics);
+    let app = router(state);
+    info!(%addr, "serving the HTTP API on http://{addr}");
+    let task = tokio::spawn(accept(listener, app, limits, metrics));
+    Ok(Api { task })
+}
+
+/// The routes and the checks every request passes.
+fn router(state: ApiState) -> Router {
     let protected = Router::new()
         .route(
             "/services/{service}/members/{member}/{action}",
@@ -62,19 +111,135 @@ pub async fn serve(addr: SocketAddr, state: ApiState) -> io::Result<Api> {
         )
         .route("/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    let app = Router::new()
+    Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .merge(protected)
-        .with_state(state);
-    info!(%addr, "serving the HTTP API on http://{addr}");
-    let task = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
-            tracing::error!(%error, "the HTTP API stopped");
-        }
+        .layer(middleware::from_fn_with_state(state.clone(), same_origin))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Accepts connections, at most `limits.max_clients` at once, and serves each with HTTP/1.1.
+async fn accept(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_clients));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                debug!(%error, "cannot accept an API connection");
+                // Out of descriptors or memory: pause rather than spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            metrics.api_refused.inc();
+            debug!(%peer, "closing an API connection: http_max_clients are open");
+            continue;
+        };
+        let Ok(local) = stream.local_addr() else {
+            continue;
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(LocalAddr(local));
+                    app.clone().oneshot(request.map(axum::body::Body::new))
+                },
+            );
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.timeout)
+                .max_buf_size(MAX_HEAD)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(error) = served {
+                debug!(%peer, %error, "API connection ended");
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Refuses requests for a foreign `Host` (DNS rebinding), and requests that change something
+/// sent from another origin (cross-site request forgery); see the module doc.
+async fn same_origin(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let local = request.extensions().get::<LocalAddr>().map(|l| l.0);
+    let headers = request.headers();
+    let allowed = |host: &str| host_allowed(host, local, &state.hosts);
+    if let Some(host) = headers.get(header::HOST)
+        && !host.to_str().is_ok_and(allowed)
+    {
+        state
+            .metrics
+            .api_forbidden
+            .get_or_create(&crate::metrics::ReasonLabels { reason: "host" })
+            .inc();
+        return error(
+            StatusCode::FORBIDDEN,
+            "this API answers only requests for its own address or a name in [server] http_hosts",
+        );
+    }
+    let reads_only = matches!(*request.method(), Method::GET | Method::HEAD);
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site");
+    let foreign_origin = headers.get(header::ORIGIN).is_some_and(|origin| {
+        !origin
+            .to_str()
+            .ok()
+            .and_then(|o| {
+                o.strip_prefix("http://")
+                    .or_else(|| o.strip_prefix("https://"))
+            })
+            .is_some_and(allowed)
     });
-    Ok(Api { task })
+    if !reads_only && (cross_site || foreign_origin) {
+        state
+            .metrics
+            .api_forbidden
+            .get_or_create(&crate::metrics::ReasonLabels { reason: "origin" })
+            .inc();
+        return error(
+            StatusCode::FORBIDDEN,
+            "requests from another site cannot change anything here; use the CLI or curl",
+        );
+    }
+    let too_long = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|length| length > MAX_BODY as u64);
+    if too_long {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "no route takes a body this large",
+        );
+    }
+    next.run(request).await
+}
+
+/// Whether `host` (a `Host` header, or an origin without its scheme: `name[:port]`) is one
+/// the API may be reached under: its own address, `localhost` when that is loopback, or one
+/// of `names`. The port is not compared: a proxy in front may use another.
+fn host_allowed(host: &str, local: Option<SocketAddr>, names: &[String]) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if let (Ok(ip), Some(local)) = (name.parse::<IpAddr>(), local) {
+        return ip == local.ip();
+    }
+    let loopback = local.is_some_and(|l| l.ip().is_loopback());
+    (loopback && name == "localhost") || names.contains(&name)
 }
 
 /// A JSON error body with `status`.
@@ -160,20 +325,42 @@ async fn set_admin(
     } else {
         format!("{service}.")
     };
-    match state.control.set_admin(&service, member, admin).await {
+    let ticket = match state.control.set_admin(&service, member, admin).await {
+        Ok(ticket) => ticket,
+        Err(e @ (AdminError::UnknownService(_) | AdminError::UnknownMember { .. })) => {
+            return error(StatusCode::NOT_FOUND, e.to_string());
+        }
+        Err(e @ AdminError::Stopped) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        }
+    };
+    let saved = match ticket {
+        Some(ticket) => ticket.wait(SAVE_WAIT).await,
+        None => Err("the state file writer is not running".to_string()),
+    };
+    match saved {
         Ok(()) => axum::Json(json!({
             "service": service,
             "member": member,
             "admin": admin,
+            "saved": true,
         }))
         .into_response(),
-        Err(e @ (AdminError::UnknownService(_) | AdminError::UnknownMember { .. })) => {
-            error(StatusCode::NOT_FOUND, e.to_string())
-        }
-        Err(e @ AdminError::NotSaved { .. }) => {
-            error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-        }
-        Err(e @ AdminError::Stopped) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        // In force (answers moved) but not in the file: 202, and say what is at risk.
+        Err(why) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({
+                "service": service,
+                "member": member,
+                "admin": admin,
+                "saved": false,
+                "warning": format!(
+                    "the override is in force but not saved to {}: {why}; the server keeps retrying, and a restart before it succeeds loses the override",
+                    state.state_file.display()
+                ),
+            })),
+        )
+            .into_response(),
     }
 }
 

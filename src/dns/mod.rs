@@ -2,6 +2,7 @@
 //! request handling both share.
 pub mod answer;
 pub mod cache;
+pub mod rrl;
 pub mod server;
 pub mod tcp;
 pub mod udp;

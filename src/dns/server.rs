@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hickory_proto::op::{Edns, Header, MessageType, Metadata, ResponseCode};
 use hickory_proto::rr::{Record, RecordType};
@@ -372,7 +372,8 @@ pub(super) fn socket_for(
 /// address, if any cannot be bound, so a misconfigured server never half-starts.
 pub async fn serve(
     listen: &[SocketAddr],
-    tcp_idle_timeout: Duration,
+    tcp_limits: super::tcp::Limits,
+    limiter: Option<super::rrl::RateLimiter>,
     cell: SnapshotCell,
     metrics: Arc<Metrics>,
 ) -> io::Result<Listeners> {
@@ -383,8 +384,14 @@ pub async fn serve(
         listeners.push(listener);
     }
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let udp = super::udp::Workers::start(listen, threads, Arc::clone(&cell), Arc::clone(&metrics))?;
-    let tcp = super::tcp::Tcp::start(listeners, tcp_idle_timeout, cell, metrics);
+    let udp = super::udp::Workers::start(
+        listen,
+        threads,
+        Arc::clone(&cell),
+        Arc::clone(&metrics),
+        limiter.map(Arc::new),
+    )?;
+    let tcp = super::tcp::Tcp::start(listeners, tcp_limits, cell, metrics);
     for addr in listen {
         info!(%addr, "serving DNS on {addr} over UDP and TCP");
     }

@@ -1,6 +1,13 @@
 //! DNS over TCP: messages behind a two-byte length (RFC 1035 §4.2.2), any number per
-//! connection, answered in the order they arrive (RFC 7766 §6.2.1.1); a connection is closed
-//! when no whole message arrives for the idle timeout, or a response cannot be written in it.
+//! connection, answered in the order they arrive (RFC 7766 §6.2.1.1). A connection is closed
+//! when no message begins for the idle timeout, when a message that has begun does not arrive
+//! whole within the I/O timeout (counted from its first byte, so a client trickling a byte at
+//! a time cannot hold it), or when a response cannot be written within the I/O timeout.
+//!
+//! At most `tcp_max_clients` connections are open at once; a new one beyond that closes the
+//! oldest idle one (RFC 7766 §6.2.3), or is closed itself when every open one is mid-message.
+//! So a flood of clients costs a bounded number of descriptors and never takes those the
+//! health checks need.
 //!
 //! Written by hand rather than served by hickory-server, whose graceful shutdown drops its
 //! open connections at once: queries a client had already sent went unanswered (a test saw
@@ -8,21 +15,23 @@
 //! the kernel had completed but nobody had accepted yet, answers each whole message it has
 //! already received, and closes.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{Protocol as SocketProtocol, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tracing::debug;
 
 use super::server::{Protocol, count_query, respond, socket_for};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ReasonLabels};
 use crate::prerendered::FastPath;
 use crate::snapshot::SnapshotCell;
 
@@ -42,18 +51,106 @@ pub struct Tcp {
     listeners: JoinSet<()>,
 }
 
+/// The limits every connection is held to.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest wait for a message to begin.
+    pub idle_timeout: Duration,
+    /// Longest a message may take to arrive from its first byte, and a response to be written.
+    pub io_timeout: Duration,
+    /// Most connections open at once.
+    pub max_clients: usize,
+}
+
 /// What every connection needs.
 struct Shared {
     cell: SnapshotCell,
     metrics: Arc<Metrics>,
-    idle_timeout: Duration,
+    limits: Limits,
+    open: Mutex<Open>,
+}
+
+/// The open connections, oldest first, across every listener.
+#[derive(Default)]
+struct Open {
+    next: u64,
+    connections: BTreeMap<u64, Arc<Connection>>,
+}
+
+/// What the accept loop knows of an open connection.
+#[derive(Default)]
+struct Connection {
+    /// Whether it waits for a message to begin (nothing of one received).
+    idle: AtomicBool,
+    /// Told to close, to make room for a newer connection.
+    close: Notify,
+}
+
+impl Shared {
+    /// Makes room for a new connection and registers it; None when every open connection is
+    /// mid-message, so the new one must be closed instead.
+    fn admit(&self) -> Option<Registered<'_>> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if open.connections.len() >= self.limits.max_clients {
+            let oldest_idle = open
+                .connections
+                .iter()
+                .find(|(_, c)| c.idle.load(Ordering::Relaxed))
+                .map(|(id, _)| *id);
+            let Some(id) = oldest_idle else {
+                self.count_dropped("refused");
+                return None;
+            };
+            if let Some(evicted) = open.connections.remove(&id) {
+                evicted.close.notify_one();
+                self.count_dropped("evicted");
+            }
+        }
+        let id = open.next;
+        open.next += 1;
+        let connection = Arc::new(Connection::default());
+        open.connections.insert(id, Arc::clone(&connection));
+        Some(Registered {
+            shared: self,
+            id,
+            connection,
+        })
+    }
+
+    fn count_dropped(&self, reason: &'static str) {
+        self.metrics
+            .tcp_dropped
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+}
+
+/// A connection's place among the open ones; leaves it when dropped.
+struct Registered<'a> {
+    shared: &'a Shared,
+    id: u64,
+    connection: Arc<Connection>,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut open = self
+            .shared
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        open.connections.remove(&self.id);
+    }
 }
 
 impl Tcp {
     /// Starts accepting on every listener.
     pub fn start(
         listeners: Vec<TcpListener>,
-        idle_timeout: Duration,
+        limits: Limits,
         cell: SnapshotCell,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -61,7 +158,8 @@ impl Tcp {
         let shared = Arc::new(Shared {
             cell,
             metrics,
-            idle_timeout,
+            limits,
+            open: Mutex::new(Open::default()),
         });
         let mut tasks = JoinSet::new();
         for listener in listeners {
@@ -137,11 +235,18 @@ async fn serve(
     shared: Arc<Shared>,
     mut stopping: watch::Receiver<bool>,
 ) {
+    let Some(registered) = shared.admit() else {
+        return debug!(%peer, "closing a new TCP connection: every connection is busy");
+    };
+    let connection = Arc::clone(&registered.connection);
+    let limits = shared.limits;
     let mut received: Vec<u8> = Vec::with_capacity(512);
     // The pre-rendered answers, as UDP workers use them.
     let mut fast = FastPath::default();
     let mut draining = *stopping.borrow();
     let mut drain_reads = 0;
+    // When the first byte of the message not yet whole arrived.
+    let mut message_began: Option<tokio::time::Instant> = None;
     loop {
         let mut consumed = 0;
         while let Some(message) = whole_message(&received[consumed..]) {
@@ -160,7 +265,7 @@ async fn serve(
             let mut framed = Vec::with_capacity(2 + answered.bytes.len());
             framed.extend_from_slice(&length.to_be_bytes());
             framed.extend_from_slice(&answered.bytes);
-            match timeout(shared.idle_timeout, stream.write_all(&framed)).await {
+            match timeout(limits.io_timeout, stream.write_all(&framed)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => return debug!(%peer, %error, "cannot send a TCP response"),
                 Err(_) => return debug!(%peer, "TCP client does not read its responses"),
@@ -174,6 +279,17 @@ async fn serve(
             );
         }
         received.drain(..consumed);
+        if consumed > 0 {
+            message_began = None;
+        }
+        if received.is_empty() {
+            message_began = None;
+        } else if message_began.is_none() {
+            message_began = Some(tokio::time::Instant::now());
+        }
+        connection
+            .idle
+            .store(received.is_empty(), Ordering::Relaxed);
 
         let read = if draining {
             // Only what has arrived already: a read that would wait ends the connection.
@@ -186,14 +302,25 @@ async fn serve(
                 Err(_) => return,
             }
         } else {
+            let (deadline, why) = match message_began {
+                Some(began) => (began + limits.io_timeout, "message_timeout"),
+                None => (tokio::time::Instant::now() + limits.idle_timeout, "idle"),
+            };
             tokio::select! {
-                read = timeout(shared.idle_timeout, stream.read_buf(&mut received)) => match read {
+                read = tokio::time::timeout_at(deadline, stream.read_buf(&mut received)) => match read {
                     Ok(read) => read,
-                    Err(_) => return debug!(%peer, "closing an idle TCP connection"),
+                    Err(_) if why == "idle" => return debug!(%peer, "closing an idle TCP connection"),
+                    Err(_) => {
+                        shared.count_dropped(why);
+                        return debug!(%peer, "closing a TCP connection whose message did not arrive whole within tcp_io_timeout");
+                    }
                 },
                 () = stopped(&mut stopping) => {
                     draining = true;
                     continue;
+                }
+                () = connection.close.notified() => {
+                    return debug!(%peer, "closing the oldest idle TCP connection to make room for a new one");
                 }
             }
         };

@@ -33,8 +33,9 @@ use socket2::{Protocol as SocketProtocol, Type};
 use tracing::{debug, warn};
 
 use super::cache::ResponseCache;
+use super::rrl::{RateLimiter, Verdict, truncated};
 use super::server::{QueryCounts, socket_for};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ReasonLabels};
 use crate::snapshot::SnapshotCell;
 
 /// Largest request read, as hickory-server reads them; the rest of a longer datagram is
@@ -58,6 +59,7 @@ impl Workers {
         threads: usize,
         cell: SnapshotCell,
         metrics: Arc<Metrics>,
+        limiter: Option<Arc<RateLimiter>>,
     ) -> io::Result<Self> {
         let mut sockets = Vec::new();
         for addr in listen {
@@ -74,9 +76,10 @@ impl Workers {
             .map(|socket| {
                 let (stop, cell, metrics) =
                     (Arc::clone(&stop), Arc::clone(&cell), Arc::clone(&metrics));
+                let limiter = limiter.clone();
                 std::thread::Builder::new()
                     .name("dns-udp".into())
-                    .spawn(move || serve(&socket, &stop, &cell, &metrics))
+                    .spawn(move || serve(&socket, &stop, &cell, &metrics, limiter.as_deref()))
             })
             .collect::<io::Result<_>>()?;
         Ok(Self { stop, threads })
@@ -133,8 +136,23 @@ fn yield_to_checks() {
     }
 }
 
-fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &Metrics) {
+fn serve(
+    socket: &UdpSocket,
+    stop: &AtomicBool,
+    cell: &SnapshotCell,
+    metrics: &Metrics,
+    limiter: Option<&RateLimiter>,
+) {
     yield_to_checks();
+    let dropped = metrics
+        .rate_limited
+        .get_or_create(&ReasonLabels { reason: "dropped" })
+        .clone();
+    let slipped = metrics
+        .rate_limited
+        .get_or_create(&ReasonLabels { reason: "slipped" })
+        .clone();
+    let mut limited = 0;
     let fd = socket.as_raw_fd();
     let arrivals = match socket.local_addr() {
         Ok(local) if local.ip().is_unspecified() => learn_arrivals(socket, local),
@@ -195,6 +213,7 @@ fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &M
         }
 
         let snapshot = cell.load_full();
+        let second = limiter.map_or(0, RateLimiter::second);
         responses.clear();
         destinations.clear();
         reply_from.clear();
@@ -207,8 +226,25 @@ fn serve(socket: &UdpSocket, stop: &AtomicBool, cell: &SnapshotCell, metrics: &M
             let Some(answered) = cache.respond(&snapshot, request, source) else {
                 continue;
             };
+            let verdict = limiter.map_or(Verdict::Send, |l| {
+                l.admit(source.ip(), second, &mut limited)
+            });
+            let bytes = match verdict {
+                Verdict::Send => answered.bytes,
+                Verdict::Slip => {
+                    slipped.inc();
+                    let Some(cut) = truncated(&answered.bytes) else {
+                        continue;
+                    };
+                    cut
+                }
+                Verdict::Drop => {
+                    dropped.inc();
+                    continue;
+                }
+            };
             counts.count(metrics, answered.rcode, answered.qtype, started);
-            responses.push(answered.bytes);
+            responses.push(bytes);
             destinations.push(Some(*address));
             reply_from.push(*arrival);
         }

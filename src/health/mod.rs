@@ -17,7 +17,6 @@ pub mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -32,8 +31,8 @@ use crate::policy::{self, Selection};
 use crate::snapshot::{
     ServerStrings, ServiceRecords, Snapshot, SnapshotCell, ZoneSnapshot, later_serial, next_serial,
 };
-use crate::status::{CheckStatus, MemberStatus, ServiceStatus, Status};
-use admin::{AdminOverride, SavedOverride};
+use crate::status::{CheckStatus, MemberStatus, ServiceStatus, StateFileStatus, Status};
+use admin::{AdminOverride, Damaged, SaveTicket, SavedOverride, Saver};
 use probe::Probe;
 use schedule::{Report, Schedule};
 use state::{Failure, MemberHealth, State};
@@ -92,6 +91,17 @@ pub struct Monitor {
     /// Where answer changes go to be sent to webhooks.
     events: Option<mpsc::Sender<Delivery>>,
     next_probe: u64,
+    /// When a check last logged that it could not be made for want of descriptors (logged at
+    /// most once a second, however many checks hit it).
+    no_result_logged: Option<Instant>,
+    /// Writes the state file, once the check plane runs.
+    saver: Option<Saver>,
+    /// Whether the overrides changed before the saver started.
+    unsaved: bool,
+    /// The damaged state file found at start, if any.
+    damaged: Option<Damaged>,
+    /// The config generation: 1 at start, one more for every reload.
+    generation: u64,
 }
 
 /// Why an override could not be set.
@@ -108,14 +118,6 @@ pub enum AdminError {
         /// The address asked for.
         member: IpAddr,
     },
-    /// Applied, but the state file could not be written.
-    #[error("override applied but not saved: cannot write {path}: {error}")]
-    NotSaved {
-        /// The state file.
-        path: PathBuf,
-        /// Why.
-        error: String,
-    },
     /// The check plane has stopped (the server is shutting down).
     #[error("the check plane has stopped")]
     Stopped,
@@ -124,6 +126,8 @@ pub enum AdminError {
 /// What a reload changed, for the log and the API.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ReloadSummary {
+    /// The config generation now served: 1 at start, one more for every reload applied.
+    pub generation: u64,
     /// Zones served now.
     pub zones: usize,
     /// Services configured now.
@@ -142,7 +146,7 @@ enum Command {
         service: String,
         member: IpAddr,
         admin: Option<AdminOverride>,
-        reply: oneshot::Sender<Result<(), AdminError>>,
+        reply: oneshot::Sender<Result<Option<SaveTicket>, AdminError>>,
     },
     Reload(Box<Plan>, oneshot::Sender<ReloadSummary>),
 }
@@ -161,13 +165,14 @@ impl Control {
         answer.await.ok()
     }
 
-    /// Sets (`Some`) or clears (`None`) an override; it applies to the very next query.
+    /// Sets (`Some`) or clears (`None`) an override; it applies to the very next query. The
+    /// ticket waits for it to reach the state file.
     pub async fn set_admin(
         &self,
         service: &str,
         member: IpAddr,
         admin: Option<AdminOverride>,
-    ) -> Result<(), AdminError> {
+    ) -> Result<Option<SaveTicket>, AdminError> {
         let (reply, answer) = oneshot::channel();
         let command = Command::SetAdmin {
             service: service.to_string(),
@@ -212,13 +217,21 @@ impl Monitor {
             metrics,
             events,
             next_probe: 0,
+            no_result_logged: None,
+            saver: None,
+            unsaved: false,
+            damaged: None,
+            generation: 0,
             plan,
         };
         for saved in saved {
             let Ok(name) = Name::from_ascii(&saved.service) else {
                 continue;
             };
-            let since = SystemTime::UNIX_EPOCH + Duration::from_secs(saved.since);
+            // `load` bounds `since`; should that ever change, now beats a panic.
+            let since = SystemTime::UNIX_EPOCH
+                .checked_add(Duration::from_secs(saved.since))
+                .unwrap_or_else(SystemTime::now);
             monitor
                 .overrides
                 .insert((LowerName::new(&name), saved.member), (saved.admin, since));
@@ -226,6 +239,37 @@ impl Monitor {
         let plan = monitor.plan.clone();
         monitor.install(plan, &mut HashMap::new());
         monitor
+    }
+
+    /// Starts from a damaged state file (see [`admin::recover`]): every configured member
+    /// whose address it names is drained, and those drains are saved once checks start.
+    pub fn recover_damaged(&mut self, damaged: Damaged) {
+        let now = SystemTime::now();
+        let mut drained = Vec::new();
+        for service in &self.plan.services {
+            let key = LowerName::new(&service.name);
+            for member in &service.members {
+                if damaged.text.contains(&member.to_string()) {
+                    self.overrides
+                        .insert((key.clone(), *member), (AdminOverride::Drain, now));
+                    drained.push(format!("{member} of {}", service.name));
+                }
+            }
+        }
+        error!(
+            error = %damaged.error,
+            moved_to = ?damaged.moved_to,
+            drained = drained.len(),
+            "the state file is damaged ({}); started without it, kept it aside as {}, and drained every member it names until an operator says otherwise: {}",
+            damaged.error,
+            damaged.moved_to.as_ref().map_or("(could not move it)".to_string(), |p| p.display().to_string()),
+            if drained.is_empty() { "none".to_string() } else { drained.join(", ") },
+        );
+        self.unsaved = true;
+        self.damaged = Some(damaged);
+        for s in 0..self.plan.services.len() {
+            self.reselect(s, "drained after a damaged state file");
+        }
     }
 
     /// The snapshot of the current answers.
@@ -253,8 +297,15 @@ impl Monitor {
 
     /// Starts the task that probes every member, applies the results and commands, and
     /// publishes into `cell`. Dropping the returned [`Checks`] stops it.
-    pub fn start(self, cell: SnapshotCell) -> (Control, Checks) {
+    pub fn start(mut self, cell: SnapshotCell) -> (Control, Checks) {
         let (commands, command_inbox) = mpsc::channel(64);
+        self.saver = Some(Saver::start(
+            self.plan.server.state_file.clone(),
+            Arc::clone(&self.metrics),
+        ));
+        if std::mem::take(&mut self.unsaved) {
+            self.request_save();
+        }
         let mut running = Running {
             monitor: self,
             schedule: Schedule::default(),
@@ -285,6 +336,7 @@ impl Monitor {
     /// identical check) carry their health over; the rest start unknown with a new probe id.
     fn install(&mut self, plan: Plan, keep: &mut HashMap<MemberKey, (CheckPlan, Member)>) {
         let now = Instant::now();
+        self.generation += 1;
         let old_answers: HashMap<LowerName, [Selection; 2]> = self
             .plan
             .services
@@ -325,11 +377,20 @@ impl Monitor {
                     .collect()
             })
             .collect();
-        self.overrides.retain(|(service, addr), (admin, _)| {
-            let configured = plan
-                .services
+        // A set of what is configured, so many overrides and services do not multiply.
+        let configured_members: HashSet<MemberKey> = if self.overrides.is_empty() {
+            HashSet::new()
+        } else {
+            plan.services
                 .iter()
-                .any(|s| LowerName::new(&s.name) == *service && s.members.contains(addr));
+                .flat_map(|s| {
+                    let key = LowerName::new(&s.name);
+                    s.members.iter().map(move |m| (key.clone(), *m))
+                })
+                .collect()
+        };
+        self.overrides.retain(|(service, addr), (admin, _)| {
+            let configured = configured_members.contains(&(service.clone(), *addr));
             if !configured {
                 info!(service = %service, member = %addr, admin = %admin, "dropping the {admin} override of {addr} in {service}: no longer configured");
             }
@@ -431,6 +492,26 @@ impl Monitor {
         let (s, m) = index;
         let service = &self.plan.services[s];
         let member = &mut self.members[s][m];
+        if let Err(failure) = &report.outcome
+            && state::is_no_result(failure)
+        {
+            self.metrics.checks_no_result.inc();
+            let now = Instant::now();
+            if self
+                .no_result_logged
+                .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1))
+            {
+                self.no_result_logged = Some(now);
+                error!(service = %service.name, member = %member.addr, "a check of {} could not be made: this host is out of file descriptors; it counts as no result, not as a failure (see failover_dns_checks_no_result_total)", member.addr);
+            }
+            let deadline =
+                member.health.since + schedule::FIRST_CHECK_SPREAD + service.check.timeout;
+            let Some(transition) = member.health.no_result(deadline, report.at) else {
+                return false;
+            };
+            let addr = member.addr;
+            return self.transition(s, addr, transition);
+        }
         let ok = report.outcome.is_ok();
         member.counters.count_check(ok);
         if ok {
@@ -454,6 +535,16 @@ impl Monitor {
         let Some(transition) = transition else {
             return false;
         };
+        self.transition(s, addr, transition)
+    }
+
+    /// Logs and counts member `addr` of service `s` changing state, and reselects the answer;
+    /// true when the answer changed.
+    fn transition(&mut self, s: usize, addr: IpAddr, transition: state::Transition) -> bool {
+        let service = &self.plan.services[s];
+        if let Some(member) = self.members[s].iter().find(|m| m.addr == addr) {
+            member.counters.set_state(transition.to.index());
+        }
         info!(
             service = %service.name,
             member = %addr,
@@ -465,7 +556,6 @@ impl Monitor {
             transition.to,
             transition.reason,
         );
-        member.counters.set_state(transition.to.index());
         let reason = format!("member {addr} is {}: {}", transition.to, transition.reason);
         self.reselect(s, &reason)
     }
@@ -569,7 +659,7 @@ impl Monitor {
         service: &str,
         member: IpAddr,
         admin: Option<AdminOverride>,
-    ) -> Result<bool, AdminError> {
+    ) -> Result<(bool, Option<SaveTicket>), AdminError> {
         let wanted = Name::from_ascii(service)
             .map(|n| LowerName::new(&n))
             .map_err(|_| AdminError::UnknownService(service.to_string()))?;
@@ -600,12 +690,16 @@ impl Monitor {
         }
         let label = admin.map_or("auto".to_string(), |a| a.to_string());
         info!(service = %name, member = %member, admin = %label, "admin set member {member} of {name} to {label}");
-        self.save_overrides()?;
-        Ok(self.reselect(s, &format!("admin set member {member} to {label}")))
+        // In force at once; saved off this task (a stalled disk must not stall failovers).
+        let changed = self.reselect(s, &format!("admin set member {member} to {label}"));
+        let ticket = self
+            .request_save()
+            .and_then(|version| Some(self.saver.as_ref()?.ticket(version)));
+        Ok((changed, ticket))
     }
 
-    fn save_overrides(&self) -> Result<(), AdminError> {
-        let path = &self.plan.server.state_file;
+    /// Hands the overrides to the saver; the version to wait for, once it runs.
+    fn request_save(&mut self) -> Option<u64> {
         let saved: Vec<SavedOverride> = self
             .overrides
             .iter()
@@ -616,15 +710,13 @@ impl Monitor {
                 since: admin::unix_seconds(*since),
             })
             .collect();
-        // A few hundred bytes to a local file, only when an operator acts: written here, in
-        // order, so the file always holds the latest overrides.
-        admin::save(path, &saved).map_err(|e| {
-            error!(path = %path.display(), error = %e, "cannot save admin overrides");
-            AdminError::NotSaved {
-                path: path.clone(),
-                error: e.to_string(),
+        match &mut self.saver {
+            Some(saver) => Some(saver.save(saved)),
+            None => {
+                self.unsaved = true;
+                None
             }
-        })
+        }
     }
 
     fn status(&self) -> Status {
@@ -659,7 +751,22 @@ impl Monitor {
                 }
             })
             .collect();
-        Status { services }
+        let saved = self.saver.as_ref().map(Saver::state).unwrap_or_default();
+        let in_file = saved.is_saved() && !self.unsaved;
+        Status {
+            generation: self.generation,
+            state_file: StateFileStatus {
+                path: self.plan.server.state_file.display().to_string(),
+                saved: in_file,
+                error: saved.error.filter(|_| !in_file),
+                damaged: self.damaged.as_ref().map(|d| {
+                    d.moved_to
+                        .as_ref()
+                        .map_or("(not moved)".to_string(), |p| p.display().to_string())
+                }),
+            },
+            services,
+        }
     }
 }
 
@@ -739,11 +846,10 @@ impl Running {
                 reply,
             } => {
                 let result = self.monitor.set_admin(&service, member, admin);
-                // Saved or not, an applied override takes effect now.
-                if matches!(result, Ok(true) | Err(AdminError::NotSaved { .. })) {
+                if matches!(result, Ok((true, _))) {
                     self.publish();
                 }
-                let _ = reply.send(result.map(|_| ()));
+                let _ = reply.send(result.map(|(_, ticket)| ticket));
             }
             Command::Reload(plan, reply) => {
                 let summary = self.reload(*plan);
@@ -771,10 +877,10 @@ impl Running {
         let overrides = monitor.overrides.len();
         monitor.install(plan, &mut keep);
         if monitor.overrides.len() != overrides {
-            // Logged inside; the running overrides are right either way.
-            let _ = monitor.save_overrides();
+            monitor.request_save();
         }
         let mut summary = ReloadSummary {
+            generation: monitor.generation,
             zones: monitor.plan.zones.len(),
             services: monitor.plan.services.len(),
             ..ReloadSummary::default()
@@ -809,7 +915,15 @@ impl Running {
                     .add(id, tag, probe, check.interval, check.timeout);
             }
             Err(e) => {
-                error!(service = %service.name, member = %addr, error = %e, "cannot check member; it stays unknown")
+                error!(service = %service.name, member = %addr, error = %e, "cannot check member {addr}; it counts as down");
+                let now = Instant::now();
+                let reason = format!("cannot be checked: {e}");
+                if let Some(transition) =
+                    self.monitor.members[s][m].health.cannot_check(reason, now)
+                    && self.monitor.transition(s, addr, transition)
+                {
+                    self.unpublished = true;
+                }
             }
         }
     }

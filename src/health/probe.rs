@@ -13,7 +13,7 @@ use std::sync::Arc;
 use reqwest::header::{HOST, HeaderValue};
 
 use super::sockets::{Connecting, SocketPool, Start};
-use super::state::Failure;
+use super::state::{Failure, NO_DESCRIPTORS};
 use super::tls;
 use crate::config::{CheckKind, CheckPlan};
 
@@ -251,6 +251,9 @@ fn cause_of(error: &(dyn Error + 'static)) -> Failure {
 }
 
 fn describe_io(error: &io::Error) -> Failure {
+    if matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+        return NO_DESCRIPTORS.into();
+    }
     match error.kind() {
         io::ErrorKind::ConnectionRefused => "connection refused".into(),
         io::ErrorKind::ConnectionReset => "connection reset".into(),

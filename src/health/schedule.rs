@@ -114,8 +114,13 @@ impl Default for Schedule {
     }
 }
 
+/// Longest wait for a member's first check: however long its interval, a member starts
+/// `unknown` (answered on faith) only until its first check can report.
+pub const FIRST_CHECK_SPREAD: Duration = Duration::from_millis(100);
+
 impl Schedule {
-    /// Schedules `probe` under `id`: first within a tenth of an interval, then every interval
+    /// Schedules `probe` under `id`: first within a tenth of an interval (at most
+    /// [`FIRST_CHECK_SPREAD`]), then every interval
     /// with ±5% jitter so that many members configured alike do not probe in lockstep. Its
     /// reports carry `tag`, for the caller to find what a report is about without a lookup.
     pub fn add(&mut self, id: u64, tag: u64, probe: Probe, interval: Duration, timeout: Duration) {
@@ -149,7 +154,8 @@ impl Schedule {
             }
         };
         self.keys.insert(id, key);
-        let first = tokio::time::Instant::now() + interval.mul_f64(rand::random_range(0.0..0.1));
+        let spread = (interval / 10).min(FIRST_CHECK_SPREAD);
+        let first = tokio::time::Instant::now() + spread.mul_f64(rand::random_range(0.0..1.0));
         self.due.push(first, key.pack());
     }
 

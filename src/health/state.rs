@@ -61,6 +61,16 @@ pub type Failure = Cow<'static, str>;
 /// The result of one check: its latency, or why it failed.
 pub type Outcome = Result<Duration, Failure>;
 
+/// Why a check could not be made at all: this host is out of file descriptors (EMFILE,
+/// ENFILE). That says nothing about the member, so it is *no result*: never a failure that
+/// moves a member down, whoever exhausted the descriptors.
+pub const NO_DESCRIPTORS: &str = "no result: this host is out of file descriptors";
+
+/// Whether `failure` is no result about the member (see [`NO_DESCRIPTORS`]).
+pub fn is_no_result(failure: &Failure) -> bool {
+    failure.as_ref() == NO_DESCRIPTORS
+}
+
 /// A change of state, with the check result that caused it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
@@ -130,9 +140,36 @@ impl MemberHealth {
             }
         };
         let (to, reason) = next?;
+        Some(self.enter(to, reason, now))
+    }
+
+    /// A check that gave no result about the member. It changes nothing, except that a member
+    /// still `unknown` at `first_deadline` (when its first check should have reported) goes
+    /// down: an unchecked member must not be answered on faith for longer than that.
+    pub fn no_result(&mut self, first_deadline: Instant, now: Instant) -> Option<Transition> {
+        if self.state != State::Unknown || now < first_deadline {
+            return None;
+        }
+        Some(self.enter(
+            State::Down,
+            "no check result since start-up".to_string(),
+            now,
+        ))
+    }
+
+    /// The member cannot be checked at all (its probe could not be built): down, never
+    /// `unknown` for good.
+    pub fn cannot_check(&mut self, reason: String, now: Instant) -> Option<Transition> {
+        if self.state == State::Down {
+            return None;
+        }
+        Some(self.enter(State::Down, reason, now))
+    }
+
+    fn enter(&mut self, to: State, reason: String, now: Instant) -> Transition {
         let from = std::mem::replace(&mut self.state, to);
         self.since = now;
-        Some(Transition { from, to, reason })
+        Transition { from, to, reason }
     }
 }
 
@@ -208,6 +245,39 @@ mod tests {
         let t = member.observe(&OK, 3, 2, now).expect("up on third success");
         assert_eq!((t.from, t.to), (State::Down, State::Up));
         assert_eq!(t.reason, "3 consecutive checks passed");
+    }
+
+    #[test]
+    fn no_result_changes_nothing_but_an_unknown_member_past_its_first_deadline() {
+        let now = Instant::now();
+        let deadline = now + Duration::from_millis(300);
+        let mut up = MemberHealth::new(now);
+        up.observe(&OK, 2, 2, now);
+        for _ in 0..10 {
+            assert_eq!(
+                up.no_result(deadline, deadline + Duration::from_secs(5)),
+                None
+            );
+        }
+        assert_eq!((up.state, up.successes, up.failures), (State::Up, 1, 0));
+        let mut unknown = MemberHealth::new(now);
+        assert_eq!(unknown.no_result(deadline, now), None);
+        assert_eq!(unknown.state, State::Unknown);
+        let t = unknown
+            .no_result(deadline, deadline)
+            .expect("down at the deadline");
+        assert_eq!((t.from, t.to), (State::Unknown, State::Down));
+        assert!(is_no_result(&NO_DESCRIPTORS.into()));
+        assert!(!is_no_result(&"connection refused".into()));
+    }
+
+    #[test]
+    fn a_member_that_cannot_be_checked_is_down() {
+        let now = Instant::now();
+        let mut member = MemberHealth::new(now);
+        let t = member.cannot_check("bad".into(), now).expect("down");
+        assert_eq!((t.from, t.to), (State::Unknown, State::Down));
+        assert_eq!(member.cannot_check("bad".into(), now), None);
     }
 
     #[test]

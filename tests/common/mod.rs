@@ -153,7 +153,12 @@ impl Server {
             fs::write(dir.path().join(name), text).expect("write file");
         }
         let listen: Vec<String> = listen.iter().map(|addr| format!("\"{addr}\"")).collect();
-        let listen = format!("listen = [{}]\n", listen.join(", "));
+        let mut listen = format!("listen = [{}]\n", listen.join(", "));
+        // Every test's client is 127.0.0.1, one network: tests of other things must not
+        // share a response rate limit. Tests of the limit set their own.
+        if !config.contains("rate_limit") {
+            listen.push_str("rate_limit = 0\n");
+        }
         let config = match config.strip_prefix("[server]\n") {
             Some(rest) => format!("[server]\n{listen}{rest}"),
             None => format!("[server]\n{listen}\n{config}"),
