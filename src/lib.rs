@@ -84,7 +84,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
                     state_file: plan.server.state_file.clone(),
                 },
                 api::Limits {
-                    max_clients: plan.server.http_max_clients,
+                    max_clients: budget.http_clients,
                     timeout: plan.server.http_timeout,
                 },
             )

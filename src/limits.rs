@@ -28,6 +28,8 @@ pub struct Descriptors {
     pub checks: u64,
     /// Most DNS TCP connections open at once (`tcp_max_clients`, lowered to fit).
     pub tcp_clients: usize,
+    /// Most API connections open at once (`http_max_clients`, lowered to fit).
+    pub http_clients: usize,
 }
 
 impl Descriptors {
@@ -35,27 +37,25 @@ impl Descriptors {
     pub fn raise_and_share(plan: &Plan) -> Self {
         let limit = raise_soft_limit();
         let members: u64 = plan.services.iter().map(|s| s.members.len() as u64).sum();
-        let http = plan
-            .server
-            .http
-            .map_or(0, |_| plan.server.http_max_clients as u64);
-        let shared = share(limit, members, http, plan.server.tcp_max_clients);
-        if shared.tcp_clients < plan.server.tcp_max_clients {
+        let (tcp, http) = (plan.server.tcp_max_clients, plan.server.http_max_clients);
+        let shared = share(limit, members, tcp, http);
+        if shared.tcp_clients < tcp || shared.http_clients < http {
             warn!(
                 limit,
                 checks = shared.checks,
                 tcp_max_clients = shared.tcp_clients,
-                "the descriptor limit ({limit}) cannot hold {} DNS TCP connections beside the {} kept for health checks; serving at most {} (raise the hard RLIMIT_NOFILE, e.g. LimitNOFILE= in systemd)",
-                plan.server.tcp_max_clients,
+                http_max_clients = shared.http_clients,
+                "the descriptor limit ({limit}) cannot hold {tcp} DNS TCP and {http} API connections beside the {} kept for health checks; serving at most {} and {} (raise the hard RLIMIT_NOFILE, e.g. LimitNOFILE= in systemd)",
                 shared.checks,
-                shared.tcp_clients
+                shared.tcp_clients,
+                shared.http_clients
             );
         } else {
             info!(
                 limit,
                 checks = shared.checks,
                 tcp_max_clients = shared.tcp_clients,
-                http_max_clients = http,
+                http_max_clients = shared.http_clients,
                 "file descriptors: {limit}, {} kept for health checks",
                 shared.checks
             );
@@ -64,21 +64,20 @@ impl Descriptors {
     }
 }
 
-/// Shares `limit` descriptors: checks first, then API connections, then DNS TCP up to `wanted`
-/// (at least one, so TCP still works, however slowly, on a starved host).
-fn share(limit: u64, members: u64, http: u64, wanted: usize) -> Descriptors {
+/// Shares `limit` descriptors: checks first; of the rest, up to a quarter to API connections
+/// and the remainder to DNS TCP, each within what is configured and at least one (so both
+/// still work, however slowly, on a starved host).
+fn share(limit: u64, members: u64, tcp: usize, http: usize) -> Descriptors {
     let checks = members.saturating_add(CHECK_POOL);
-    let left = limit
-        .saturating_sub(checks)
-        .saturating_sub(MARGIN)
-        .saturating_sub(http);
-    let tcp_clients = usize::try_from(left)
-        .unwrap_or(usize::MAX)
-        .clamp(1, wanted.max(1));
+    let left = usize::try_from(limit.saturating_sub(checks).saturating_sub(MARGIN))
+        .unwrap_or(usize::MAX);
+    let http_clients = (left / 4).clamp(1, http.max(1));
+    let tcp_clients = left.saturating_sub(http_clients).clamp(1, tcp.max(1));
     Descriptors {
         limit,
         checks,
         tcp_clients,
+        http_clients,
     }
 }
 
@@ -105,13 +104,18 @@ mod tests {
 
     #[test]
     fn checks_come_first_and_tcp_gets_what_is_left() {
-        // Plenty: the configured cap.
-        assert_eq!(share(1_048_576, 20_000, 64, 1000).tcp_clients, 1000);
-        // 1,024 descriptors, 2 members, an API of 64: 1024 - 514 - 128 - 64.
-        let shared = share(1024, 2, 64, 1000);
+        // Plenty: the configured caps.
+        let plenty = share(1_048_576, 20_000, 1000, 64);
+        assert_eq!((plenty.tcp_clients, plenty.http_clients), (1000, 64));
+        // 1,024 descriptors and 2 members: 1024 - 514 - 128 = 382 left, the API's 64 fit.
+        let shared = share(1024, 2, 1000, 64);
         assert_eq!(shared.checks, 514);
-        assert_eq!(shared.tcp_clients, 318);
-        // Starved: still one.
-        assert_eq!(share(100, 2, 64, 1000).tcp_clients, 1);
+        assert_eq!((shared.tcp_clients, shared.http_clients), (318, 64));
+        // Tighter: the API gets a quarter of what is left.
+        let tight = share(800, 2, 1000, 64);
+        assert_eq!((tight.tcp_clients, tight.http_clients), (119, 39));
+        // Starved: still one each.
+        let starved = share(100, 2, 1000, 64);
+        assert_eq!((starved.tcp_clients, starved.http_clients), (1, 1));
     }
 }
