@@ -69,8 +69,8 @@ impl Descriptors {
 /// still work, however slowly, on a starved host).
 fn share(limit: u64, members: u64, tcp: usize, http: usize) -> Descriptors {
     let checks = members.saturating_add(CHECK_POOL);
-    let left = usize::try_from(limit.saturating_sub(checks).saturating_sub(MARGIN))
-        .unwrap_or(usize::MAX);
+    let left =
+        usize::try_from(limit.saturating_sub(checks).saturating_sub(MARGIN)).unwrap_or(usize::MAX);
     let http_clients = (left / 4).clamp(1, http.max(1));
     let tcp_clients = left.saturating_sub(http_clients).clamp(1, tcp.max(1));
     Descriptors {

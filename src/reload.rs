@@ -70,6 +70,10 @@ impl Reloader {
     }
 
     async fn load_and_apply(&self) -> Result<ReloadSummary, String> {
+        info!(
+            "reading the config for a reload from {}",
+            self.path.display()
+        );
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || config::load(&path))
             .await

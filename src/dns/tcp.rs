@@ -326,7 +326,8 @@ async fn serve(
         };
         match read {
             Ok(0) => return,
-            Ok(_) => {}
+            // Busy from the moment anything arrives, before it is answered.
+            Ok(_) => connection.idle.store(false, Ordering::Relaxed),
             Err(error) => return debug!(%peer, %error, "TCP read failed"),
         }
     }

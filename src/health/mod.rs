@@ -504,13 +504,8 @@ impl Monitor {
                 self.no_result_logged = Some(now);
                 error!(service = %service.name, member = %member.addr, "a check of {} could not be made: this host is out of file descriptors; it counts as no result, not as a failure (see failover_dns_checks_no_result_total)", member.addr);
             }
-            let deadline =
-                member.health.since + schedule::FIRST_CHECK_SPREAD + service.check.timeout;
-            let Some(transition) = member.health.no_result(deadline, report.at) else {
-                return false;
-            };
-            let addr = member.addr;
-            return self.transition(s, addr, transition);
+            // Nothing about the member changes: not its state, not its counts.
+            return false;
         }
         let ok = report.outcome.is_ok();
         member.counters.count_check(ok);

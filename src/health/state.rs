@@ -143,20 +143,6 @@ impl MemberHealth {
         Some(self.enter(to, reason, now))
     }
 
-    /// A check that gave no result about the member. It changes nothing, except that a member
-    /// still `unknown` at `first_deadline` (when its first check should have reported) goes
-    /// down: an unchecked member must not be answered on faith for longer than that.
-    pub fn no_result(&mut self, first_deadline: Instant, now: Instant) -> Option<Transition> {
-        if self.state != State::Unknown || now < first_deadline {
-            return None;
-        }
-        Some(self.enter(
-            State::Down,
-            "no check result since start-up".to_string(),
-            now,
-        ))
-    }
-
     /// The member cannot be checked at all (its probe could not be built): down, never
     /// `unknown` for good.
     pub fn cannot_check(&mut self, reason: String, now: Instant) -> Option<Transition> {
@@ -248,25 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn no_result_changes_nothing_but_an_unknown_member_past_its_first_deadline() {
-        let now = Instant::now();
-        let deadline = now + Duration::from_millis(300);
-        let mut up = MemberHealth::new(now);
-        up.observe(&OK, 2, 2, now);
-        for _ in 0..10 {
-            assert_eq!(
-                up.no_result(deadline, deadline + Duration::from_secs(5)),
-                None
-            );
-        }
-        assert_eq!((up.state, up.successes, up.failures), (State::Up, 1, 0));
-        let mut unknown = MemberHealth::new(now);
-        assert_eq!(unknown.no_result(deadline, now), None);
-        assert_eq!(unknown.state, State::Unknown);
-        let t = unknown
-            .no_result(deadline, deadline)
-            .expect("down at the deadline");
-        assert_eq!((t.from, t.to), (State::Unknown, State::Down));
+    fn only_descriptor_exhaustion_is_no_result() {
         assert!(is_no_result(&NO_DESCRIPTORS.into()));
         assert!(!is_no_result(&"connection refused".into()));
     }

@@ -148,6 +148,30 @@ impl Server {
         config: &str,
         zone: &str,
     ) -> Self {
+        Self::launch(listen, dns, files, config, zone, None)
+    }
+
+    /// As [`Server::start_with_files`], with the process's descriptor limit (soft and hard)
+    /// set to `nofile` by util-linux's `prlimit`.
+    pub fn start_with_nofile(
+        nofile: u64,
+        files: &[(&str, &str)],
+        config: &str,
+        zone: &str,
+    ) -> Self {
+        let ip = loopback_ip();
+        let dns = SocketAddr::new(ip, free_port(&[ip]));
+        Self::launch(&[dns], dns, files, config, zone, Some(nofile))
+    }
+
+    fn launch(
+        listen: &[SocketAddr],
+        dns: SocketAddr,
+        files: &[(&str, &str)],
+        config: &str,
+        zone: &str,
+        nofile: Option<u64>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         for (name, text) in files {
             fs::write(dir.path().join(name), text).expect("write file");
@@ -166,7 +190,16 @@ impl Server {
         let config_path = dir.path().join("failover-dns.toml");
         fs::write(&config_path, config).expect("write config");
         let log = fs::File::create(dir.path().join("server.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_failover-dns"))
+        let mut command = match nofile {
+            None => Command::new(env!("CARGO_BIN_EXE_failover-dns")),
+            Some(n) => {
+                let mut prlimit = Command::new("prlimit");
+                prlimit.arg(format!("--nofile={n}:{n}"));
+                prlimit.arg(env!("CARGO_BIN_EXE_failover-dns"));
+                prlimit
+            }
+        };
+        let child = command
             .args(["run", "--config"])
             .arg(&config_path)
             .stdout(Stdio::null())
