@@ -19,17 +19,14 @@ const WWW: &str = "www.svc.example.test.";
 
 /// A TCP backend that accepts every connection (a healthy member for `kind = "tcp"`).
 struct Acceptor {
-    addr: SocketAddr,
     _listener: TcpListener,
 }
 
 impl Acceptor {
     fn start(ip: IpAddr, port: u16) -> Self {
-        let listener = TcpListener::bind((ip, port)).expect("bind member");
-        let addr = listener.local_addr().expect("addr");
         // The kernel completes connections into the backlog; a tcp check needs no more.
+        let listener = TcpListener::bind((ip, port)).expect("bind member");
         Self {
-            addr,
             _listener: listener,
         }
     }
