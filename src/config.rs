@@ -1019,6 +1019,103 @@ mod tests {
     }
 
     #[test]
+    fn nonsense_intervals_and_timeouts_name_their_line() {
+        for (setting, expected) in [
+            (
+                "interval = \"1ns\"",
+                "check interval 1ns is out of range 10ms..=1day",
+            ),
+            (
+                "interval = \"1000000000years\"",
+                "is out of range 10ms..=1day",
+            ),
+            (
+                "timeout = \"0s\"",
+                "check timeout 0s is out of range 1ms..=1day",
+            ),
+        ] {
+            let err = error_for(&config_with_service(
+                &SERVICE.replace("port = 80", &format!("port = 80\n{setting}")),
+            ));
+            assert_eq!(err.line, Some(14), "{setting}: {err}");
+            assert!(err.message.contains(expected), "{setting}: {err}");
+        }
+    }
+
+    #[test]
+    fn server_limits_out_of_range_name_their_line() {
+        for (setting, expected) in [
+            (
+                "tcp_io_timeout = \"0s\"",
+                "tcp_io_timeout 0s is out of range",
+            ),
+            (
+                "tcp_idle_timeout = \"2days\"",
+                "tcp_idle_timeout 2days is out of range",
+            ),
+            ("http_timeout = \"0s\"", "http_timeout 0s is out of range"),
+            (
+                "tcp_max_clients = 0",
+                "tcp_max_clients 0 is out of range 1..=1000000",
+            ),
+            ("http_max_clients = 0", "http_max_clients 0 is out of range"),
+            (
+                "rate_limit_slip = 11",
+                "rate_limit_slip 11 is out of range 0..=10",
+            ),
+            ("http_hosts = [\"evil example\"]", "is not a host name"),
+        ] {
+            let err = error_for(&format!(
+                "[server]\nlisten = [\"127.0.0.1:5300\"]\n{setting}\n"
+            ));
+            assert_eq!(err.line, Some(3), "{setting}: {err}");
+            assert!(err.message.contains(expected), "{setting}: {err}");
+        }
+        let (_dir, path) = write_config("[server]\nlisten = [\"127.0.0.1:5300\"]\n");
+        let server = load(&path).expect("defaults").server;
+        assert_eq!(
+            (
+                server.tcp_max_clients,
+                server.http_max_clients,
+                server.rate_limit,
+                server.rate_limit_slip
+            ),
+            (1000, 64, 200, 2)
+        );
+        assert_eq!(server.tcp_io_timeout, Duration::from_secs(2));
+        assert_eq!(server.http_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_zone_file_that_is_a_device_is_refused_at_its_config_line() {
+        let err = error_for(
+            "[server]\nlisten = [\"127.0.0.1:5300\"]\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"/dev/zero\"\n",
+        );
+        assert_eq!(err.line, Some(6), "{err}");
+        assert!(err.message.contains("is not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn many_services_validate_with_each_name_checked_once() {
+        // Twice the same name among many is still found (by the set that replaced the scan).
+        let mut services = SERVICE.to_string();
+        for i in 0..2000 {
+            let name = format!("s{i}.");
+            services.push_str(&format!("[[service]]\n{}", SERVICE.replace("www.", &name)));
+        }
+        services.push_str(&format!(
+            "[[service]]\n{}",
+            SERVICE.replace("www.", "s1234.")
+        ));
+        let err = error_for(&config_with_service(&services));
+        assert!(
+            err.message
+                .contains("s1234.svc.example.test. is configured twice"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn bad_duration_names_its_line() {
         let err = error_for(&config_with_service(
             &SERVICE.replace("port = 80", "port = 80\ninterval = \"soon\""),

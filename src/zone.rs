@@ -192,19 +192,17 @@ pub fn load(path: &Path, origin: &Name) -> Result<StaticZone, LoadError> {
         }
     }
 
-    if let Some((key, size)) = records.iter().find_map(|(key, set)| {
-        let size = response_size(set);
-        (size > usize::from(u16::MAX)).then(|| (key.clone(), size))
-    }) {
+    if let Some(key) = records
+        .iter()
+        .find(|(_, set)| !fits_a_message(set))
+        .map(|(key, _)| key.clone())
+    {
         return Err(blame(
             format!(
-                "the {} {} RRset takes {size} bytes in a response, more than the 65535 a DNS message holds even over TCP; split it or shorten it",
+                "the {} {} RRset grows here past the 65535 bytes a DNS message holds, even over TCP; split it or shorten it",
                 key.name, key.record_type
             ),
-            &|r| {
-                r.get(&key)
-                    .is_some_and(|set| response_size(set) > usize::from(u16::MAX))
-            },
+            &|r| r.get(&key).is_some_and(|set| !fits_a_message(set)),
         ));
     }
 
@@ -345,21 +343,21 @@ fn check_includes(path: &Path, text: &str, budget: u64) -> Result<(), LoadError>
     Ok(())
 }
 
-/// The size of a response carrying just `set`, with its owner as the question: what the set
-/// needs of a DNS message at the least.
-fn response_size(set: &RecordSet) -> usize {
+/// Whether a response carrying just `set`, with its owner as the question, fits the 65,535
+/// bytes of a DNS message: what the set needs at the least.
+fn fits_a_message(set: &RecordSet) -> bool {
     let mut bytes = Vec::with_capacity(512);
+    // The encoder refuses to grow past u16::MAX bytes.
     let mut encoder = BinEncoder::new(&mut bytes);
     // The header, then the question, so the records' names compress as they would.
-    let _ = encoder.emit_vec(&[0; 12]);
-    let _ = set.name().emit(&mut encoder);
-    let _ = encoder.emit_vec(&[0; 4]);
-    for record in set.records_without_rrsigs() {
-        if record.emit(&mut encoder).is_err() {
-            return usize::MAX;
-        }
-    }
-    bytes.len()
+    let header = encoder.emit_vec(&[0; 12]).is_ok()
+        && set.name().emit(&mut encoder).is_ok()
+        && encoder.emit_vec(&[0; 4]).is_ok();
+    header
+        && set
+            .records_without_rrsigs()
+            .all(|record| record.emit(&mut encoder).is_ok())
+        && bytes.len() <= usize::from(u16::MAX)
 }
 
 fn located(path: &Path, line: Option<usize>, message: String) -> LoadError {
@@ -685,6 +683,70 @@ mod tests {
         assert_eq!(
             first_failing_alone(&text, &entry_ends(&text), fails_to_parse),
             None
+        );
+    }
+
+    #[test]
+    fn an_include_of_a_device_is_refused_at_its_line() {
+        let (_dir, path) = zone_file(&format!("{GOOD}$INCLUDE /dev/zero\n"));
+        let err = load(&path, &origin()).expect_err("refused");
+        assert_eq!(err.line, Some(8), "{err}");
+        assert!(err.message.contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn an_include_of_a_fifo_is_refused_without_opening_it() {
+        let (dir, path) = zone_file(&format!("{GOOD}$INCLUDE pipe.zone\n"));
+        nix::unistd::mkfifo(&dir.path().join("pipe.zone"), nix::sys::stat::Mode::S_IRWXU)
+            .expect("mkfifo");
+        // Opening a FIFO with no writer would block: run it where a hang fails the test.
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(load(&path, &origin()).map(|_| ()));
+        });
+        let err = result
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("load returned")
+            .expect_err("refused");
+        assert!(err.message.contains("not a regular file"), "{err}");
+        drop(dir);
+    }
+
+    #[test]
+    fn a_zone_larger_than_the_limit_is_refused_with_its_size() {
+        let (dir, path) = zone_file(GOOD);
+        let huge = dir.path().join("huge.zone");
+        // Sparse: no disk is written.
+        std::fs::File::create(&huge)
+            .and_then(|f| f.set_len(MAX_ZONE_BYTES + 1))
+            .expect("sparse file");
+        let err = load(&huge, &origin()).expect_err("refused");
+        assert!(err.message.contains("too large"), "{err}");
+        std::fs::write(&path, format!("{GOOD}$INCLUDE huge.zone\n")).expect("write");
+        let err = load(&path, &origin()).expect_err("refused");
+        assert!(
+            err.message.contains("too large") && err.line == Some(8),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_rrset_too_large_for_any_message_names_its_line() {
+        let mut zone = GOOD.to_string();
+        zone.push_str("small IN TXT \"ok\"\n");
+        for i in 0..300 {
+            zone.push_str(&format!("big IN TXT \"{i:03}{}\"\n", "x".repeat(250)));
+        }
+        let (_dir, path) = zone_file(&zone);
+        let err = load(&path, &origin()).expect_err("refused");
+        // The record that takes the set past the limit: about 65,535 / 260 records in.
+        assert!(
+            err.line.is_some_and(|line| (240..260).contains(&line)),
+            "{err}"
+        );
+        assert!(
+            err.message.contains("big.svc.example.test. TXT RRset"),
+            "{err}"
         );
     }
 
