@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod config;
+pub mod connections;
 pub mod dns;
 pub mod error;
 pub mod health;

@@ -80,7 +80,7 @@ pub struct Metrics {
     pub webhooks: Family<ResultLabels, Counter>,
     /// DNS TCP connections the server closed or refused to protect itself, by reason.
     pub tcp_dropped: Family<ReasonLabels, Counter>,
-    /// API connections refused because `http_max_clients` were open.
+    /// API connections closed or refused because `http_max_clients` were open.
     pub api_refused: Counter,
     /// API requests refused as cross-site or for a foreign Host, by reason.
     pub api_forbidden: Family<ReasonLabels, Counter>,
@@ -145,7 +145,7 @@ impl Metrics {
         let api_refused = Counter::default();
         registry.register(
             "api_connections_refused",
-            "API connections refused because http_max_clients were open",
+            "API connections closed (the oldest waiting) or refused because http_max_clients were open",
             api_refused.clone(),
         );
         let api_forbidden = Family::default();

@@ -8,7 +8,8 @@
 //! API's own address, `localhost` (on loopback) or one of `http_hosts` is refused (DNS
 //! rebinding); a request other than GET/HEAD from another origin (`Origin`, or
 //! `Sec-Fetch-Site: cross-site`) is refused (cross-site request forgery); at most
-//! `http_max_clients` connections are open (more are closed at once); a client must send a
+//! `http_max_clients` connections are open (a new one closes the oldest that is not being
+//! answered, or is closed itself when all are); a client must send a
 //! request's head within `http_timeout` of connecting or of the previous response, so a
 //! half-sent request or an idle keep-alive connection is closed; heads are limited to
 //! [`MAX_HEAD`] bytes and bodies to [`MAX_BODY`].
@@ -29,11 +30,11 @@ use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use tracing::{debug, info};
 
+use crate::connections::{Admitted, Connections};
 use crate::health::admin::AdminOverride;
 use crate::health::{AdminError, Control};
 use crate::metrics::Metrics;
@@ -121,14 +122,15 @@ fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Accepts connections, at most `limits.max_clients` at once, and serves each with HTTP/1.1.
+/// Accepts connections, at most `limits.max_clients` at once (a new one beyond that closes
+/// the oldest one not being answered: [`Connections`]), and serves each with HTTP/1.1.
 async fn accept(
     listener: TcpListener,
     app: Router,
     limits: Limits,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_clients));
+    let open = Arc::new(Connections::new(limits.max_clients));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -139,32 +141,47 @@ async fn accept(
                 continue;
             }
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            metrics.api_refused.inc();
-            debug!(%peer, "closing an API connection: http_max_clients are open");
-            continue;
-        };
         let Ok(local) = stream.local_addr() else {
             continue;
         };
-        let app = app.clone();
+        let (app, open, metrics) = (app.clone(), Arc::clone(&open), Arc::clone(&metrics));
         tokio::spawn(async move {
+            let Some((entry, admitted)) = open.admit() else {
+                metrics.api_refused.inc();
+                return debug!(%peer, "closing an API connection: every one is being answered");
+            };
+            if admitted == Admitted::Evicted {
+                metrics.api_refused.inc();
+            }
+            let connection = Arc::clone(&entry.connection);
             let service = hyper::service::service_fn(
                 move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    // Busy while a request is answered: only a connection waiting for one may
+                    // be closed to make room.
+                    let connection = Arc::clone(&connection);
+                    connection.set_idle(false);
                     request.extensions_mut().insert(LocalAddr(local));
-                    app.clone().oneshot(request.map(axum::body::Body::new))
+                    let app = app.clone();
+                    async move {
+                        let response = app.oneshot(request.map(axum::body::Body::new)).await;
+                        connection.set_idle(true);
+                        response
+                    }
                 },
             );
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.timeout)
                 .max_buf_size(MAX_HEAD)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            if let Err(error) = served {
-                debug!(%peer, %error, "API connection ended");
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                served = served => if let Err(error) = served {
+                    debug!(%peer, %error, "API connection ended");
+                },
+                () = entry.connection.evicted() => {
+                    debug!(%peer, "closing the oldest waiting API connection to make room");
+                }
             }
-            drop(slot);
         });
     }
 }

@@ -15,22 +15,21 @@
 //! the kernel had completed but nobody had accepted yet, answers each whole message it has
 //! already received, and closes.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Protocol as SocketProtocol, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tracing::debug;
 
 use super::server::{Protocol, count_query, respond, socket_for};
+use crate::connections::{Admitted, Connections};
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::prerendered::FastPath;
 use crate::snapshot::SnapshotCell;
@@ -67,82 +66,15 @@ struct Shared {
     cell: SnapshotCell,
     metrics: Arc<Metrics>,
     limits: Limits,
-    open: Mutex<Open>,
-}
-
-/// The open connections, oldest first, across every listener.
-#[derive(Default)]
-struct Open {
-    next: u64,
-    connections: BTreeMap<u64, Arc<Connection>>,
-}
-
-/// What the accept loop knows of an open connection.
-#[derive(Default)]
-struct Connection {
-    /// Whether it waits for a message to begin (nothing of one received).
-    idle: AtomicBool,
-    /// Told to close, to make room for a newer connection.
-    close: Notify,
+    open: Connections,
 }
 
 impl Shared {
-    /// Makes room for a new connection and registers it; None when every open connection is
-    /// mid-message, so the new one must be closed instead.
-    fn admit(&self) -> Option<Registered<'_>> {
-        let mut open = self
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if open.connections.len() >= self.limits.max_clients {
-            let oldest_idle = open
-                .connections
-                .iter()
-                .find(|(_, c)| c.idle.load(Ordering::Relaxed))
-                .map(|(id, _)| *id);
-            let Some(id) = oldest_idle else {
-                self.count_dropped("refused");
-                return None;
-            };
-            if let Some(evicted) = open.connections.remove(&id) {
-                evicted.close.notify_one();
-                self.count_dropped("evicted");
-            }
-        }
-        let id = open.next;
-        open.next += 1;
-        let connection = Arc::new(Connection::default());
-        open.connections.insert(id, Arc::clone(&connection));
-        Some(Registered {
-            shared: self,
-            id,
-            connection,
-        })
-    }
-
     fn count_dropped(&self, reason: &'static str) {
         self.metrics
             .tcp_dropped
             .get_or_create(&ReasonLabels { reason })
             .inc();
-    }
-}
-
-/// A connection's place among the open ones; leaves it when dropped.
-struct Registered<'a> {
-    shared: &'a Shared,
-    id: u64,
-    connection: Arc<Connection>,
-}
-
-impl Drop for Registered<'_> {
-    fn drop(&mut self) {
-        let mut open = self
-            .shared
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        open.connections.remove(&self.id);
     }
 }
 
@@ -159,7 +91,7 @@ impl Tcp {
             cell,
             metrics,
             limits,
-            open: Mutex::new(Open::default()),
+            open: Connections::new(limits.max_clients),
         });
         let mut tasks = JoinSet::new();
         for listener in listeners {
@@ -235,10 +167,14 @@ async fn serve(
     shared: Arc<Shared>,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let Some(registered) = shared.admit() else {
+    let Some((entry, admitted)) = shared.open.admit() else {
+        shared.count_dropped("refused");
         return debug!(%peer, "closing a new TCP connection: every connection is busy");
     };
-    let connection = Arc::clone(&registered.connection);
+    if admitted == Admitted::Evicted {
+        shared.count_dropped("evicted");
+    }
+    let connection = Arc::clone(&entry.connection);
     let limits = shared.limits;
     let mut received: Vec<u8> = Vec::with_capacity(512);
     // The pre-rendered answers, as UDP workers use them.
@@ -287,9 +223,9 @@ async fn serve(
         } else if message_began.is_none() {
             message_began = Some(tokio::time::Instant::now());
         }
-        connection
-            .idle
-            .store(received.is_empty(), Ordering::Relaxed);
+        if received.is_empty() {
+            connection.set_idle(true);
+        }
 
         let read = if draining {
             // Only what has arrived already: a read that would wait ends the connection.
@@ -319,7 +255,7 @@ async fn serve(
                     draining = true;
                     continue;
                 }
-                () = connection.close.notified() => {
+                () = connection.evicted() => {
                     return debug!(%peer, "closing the oldest idle TCP connection to make room for a new one");
                 }
             }
@@ -327,7 +263,7 @@ async fn serve(
         match read {
             Ok(0) => return,
             // Busy from the moment anything arrives, before it is answered.
-            Ok(_) => connection.idle.store(false, Ordering::Relaxed),
+            Ok(_) => connection.set_idle(false),
             Err(error) => return debug!(%peer, %error, "TCP read failed"),
         }
     }
