@@ -9,9 +9,11 @@ checked over HTTP every 200 ms, and the API; then, one after another, for SECOND
   udp    one source sending SOA queries for a 2 KB TXT as fast as it can, with rate_limit on
 
 and reports, for each: the server's RSS and CPU, connections cut, answer changes (must be 0),
-how long a TCP query and GET /status take meanwhile, and for UDP the bytes out per byte in.
+how long a TCP query and GET /status take meanwhile, and for UDP the bytes the server sent per
+byte it was sent (its amplification, from its own counts).
 
   bench/flood.py [SECONDS, default 20] [CLIENTS, default 5000]
+  RATE_LIMIT=0 bench/flood.py ...   (the server's rate_limit; default: the server's default)
 Needs python3 and a Rust toolchain; sends only to 127.0.0.0/8.
 """
 import http.client
@@ -165,22 +167,32 @@ def api_flood(stop):
         s.close()
 
 
+BIG_QUERY = query("big.svc.example.test", 16)
+
+
 def udp_flood(stop, counts):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setblocking(False)
-    q = query("big.svc.example.test", 16)
     while not stop.is_set():
         for _ in range(200):
             try:
-                s.sendto(q, DNS)
-                counts["in"] += len(q) + 28
+                s.sendto(BIG_QUERY, DNS)
+                counts["queries"] += 1
             except BlockingIOError:
                 pass
         while True:
             try:
-                counts["out"] += len(s.recv(65536)) + 28
+                s.recv(65536)
             except BlockingIOError:
                 break
+
+
+def big_response_bytes():
+    """The size of the whole answer to BIG_QUERY, asked once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        s.sendto(BIG_QUERY, DNS)
+        return len(s.recv(65536))
 
 
 def main():
@@ -195,9 +207,11 @@ def main():
         f.write(zone)
     config = os.path.join(work, "c.toml")
     with open(config, "w") as f:
+        rate_limit = os.environ.get("RATE_LIMIT")
         f.write(f"""[server]
 listen = ["{DNS[0]}:{DNS[1]}"]
 http = "{API[0]}:{API[1]}"
+{f"rate_limit = {rate_limit}" if rate_limit else ""}
 [[zone]]
 origin = "svc.example.test."
 file = "svc.zone"
@@ -220,14 +234,17 @@ timeout = "200ms"
                 sys.exit("the server did not start")
             time.sleep(0.05)
         time.sleep(1)  # two check rounds: both members up
+        big = big_response_bytes()
         print(f"{SECONDS:.0f} s each, {CLIENTS} clients, 1,024 descriptors; idle RSS "
               f"{rss_mb(server.pid):.1f} MB")
         print(f"{'attack':6} {'RSS MB':>7} {'CPU %':>6} {'cut':>8} {'failovers':>9} "
-              f"{'TCP query ms':>13} {'/status ms':>11} {'UDP out/in':>10}")
+              f"{'TCP query ms':>13} {'/status ms':>11} {'UDP out/in, to victim':>22}")
         for attack in ("tcp", "api", "udp"):
             stop = threading.Event()
-            counts = {"in": 0, "out": 0}
+            counts = {"queries": 0}
             before = {
+                "udp": metric('failover_dns_queries_total{rcode="NOERROR",qtype="TXT",transport="udp"'),
+                "slipped": metric('failover_dns_rate_limited_total{reason="slipped"'),
                 "cut": metric("failover_dns_tcp_connections_dropped_total")
                 + metric("failover_dns_api_connections_refused_total"),
                 "failovers": metric("failover_dns_failovers_total"),
@@ -257,9 +274,18 @@ timeout = "200ms"
                 text = f"{max(answered) * 1000:.1f}" if answered else "-"
                 return text + (f" ({lost} lost)" if lost else "")
 
-            ratio = f"{counts['out'] / counts['in']:.2f}" if counts["in"] else "-"
+            ratio = "-"
+            if counts["queries"]:
+                # What the server sent, per byte it was sent: whole answers, and the truncated
+                # ones (header and question, no OPT) that slipped. IP and UDP headers included.
+                sent = metric('failover_dns_queries_total{rcode="NOERROR",qtype="TXT",transport="udp"') - before["udp"]
+                slipped = metric('failover_dns_rate_limited_total{reason="slipped"') - before["slipped"]
+                out = (sent - slipped) * (big + 28) + slipped * (len(BIG_QUERY) - 11 + 28)
+                seconds = time.monotonic() - started
+                ratio = (f"{out / (counts['queries'] * (len(BIG_QUERY) + 28)):.2f}, "
+                         f"{out / seconds / 1e6:.1f} MB/s")
             print(f"{attack:6} {peak:7.1f} {cpu:6.1f} {cut:8.0f} {failovers:9.0f} "
-                  f"{worst(tcp_times):>13} {worst(status_times):>11} {ratio:>10}")
+                  f"{worst(tcp_times):>13} {worst(status_times):>11} {ratio:>22}")
         limited = metric("failover_dns_rate_limited_total")
         print(f"UDP responses held back by rate limiting: {limited:.0f}")
     finally:
