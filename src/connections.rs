@@ -3,7 +3,8 @@
 //! of clients costs a bounded number of descriptors, and a real client arriving in the middle
 //! of one still gets in, at the price of the attacker's oldest connection.
 //!
-//! What "idle" means is the owner's to say: DNS TCP marks a connection busy while part of a
+//! Connections are admitted where they are accepted, in the order they arrive, so "oldest"
+//! is the order clients connected in. What "idle" means is the owner's to say: DNS TCP marks a connection busy while part of a
 //! message is in, the API while a request is being handled. This module only keeps the
 //! table; it never touches a socket.
 
@@ -56,16 +57,16 @@ pub enum Admitted {
 
 impl Connections {
     /// A table of at most `max` connections.
-    pub fn new(max: usize) -> Self {
-        Self {
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
             max,
             open: Mutex::new(Open::default()),
-        }
+        })
     }
 
     /// Makes room for a new connection (idle until its owner says otherwise) and registers
     /// it; None when every open connection is busy, so the new one must be closed instead.
-    pub fn admit(&self) -> Option<(Entry<'_>, Admitted)> {
+    pub fn admit(self: &Arc<Self>) -> Option<(Entry, Admitted)> {
         let mut open = self.lock();
         let mut admitted = Admitted::Room;
         if open.connections.len() >= self.max {
@@ -88,7 +89,7 @@ impl Connections {
         open.connections.insert(id, Arc::clone(&connection));
         Some((
             Entry {
-                table: self,
+                table: Arc::clone(self),
                 id,
                 connection,
             },
@@ -113,14 +114,14 @@ impl Connections {
 
 /// A connection's place in the table; it leaves the table when dropped.
 #[derive(Debug)]
-pub struct Entry<'a> {
-    table: &'a Connections,
+pub struct Entry {
+    table: Arc<Connections>,
     id: u64,
     /// The connection, to mark idle or busy and to learn of its eviction.
     pub connection: Arc<Connection>,
 }
 
-impl Drop for Entry<'_> {
+impl Drop for Entry {
     fn drop(&mut self) {
         self.table.lock().connections.remove(&self.id);
     }

@@ -130,7 +130,7 @@ async fn accept(
     limits: Limits,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
-    let open = Arc::new(Connections::new(limits.max_clients));
+    let open = Connections::new(limits.max_clients);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -144,15 +144,16 @@ async fn accept(
         let Ok(local) = stream.local_addr() else {
             continue;
         };
-        let (app, open, metrics) = (app.clone(), Arc::clone(&open), Arc::clone(&metrics));
+        let Some((entry, admitted)) = open.admit() else {
+            metrics.api_refused.inc();
+            debug!(%peer, "closing an API connection: every one is being answered");
+            continue;
+        };
+        if admitted == Admitted::Evicted {
+            metrics.api_refused.inc();
+        }
+        let app = app.clone();
         tokio::spawn(async move {
-            let Some((entry, admitted)) = open.admit() else {
-                metrics.api_refused.inc();
-                return debug!(%peer, "closing an API connection: every one is being answered");
-            };
-            if admitted == Admitted::Evicted {
-                metrics.api_refused.inc();
-            }
             let connection = Arc::clone(&entry.connection);
             let service = hyper::service::service_fn(
                 move |mut request: hyper::Request<hyper::body::Incoming>| {

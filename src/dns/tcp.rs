@@ -29,7 +29,7 @@ use tokio::time::timeout;
 use tracing::debug;
 
 use super::server::{Protocol, count_query, respond, socket_for};
-use crate::connections::{Admitted, Connections};
+use crate::connections::{Admitted, Connections, Entry};
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::prerendered::FastPath;
 use crate::snapshot::SnapshotCell;
@@ -66,10 +66,23 @@ struct Shared {
     cell: SnapshotCell,
     metrics: Arc<Metrics>,
     limits: Limits,
-    open: Connections,
+    open: Arc<Connections>,
 }
 
 impl Shared {
+    /// Registers a connection just accepted, making room for it; None when it must be closed.
+    fn admit(&self, peer: SocketAddr) -> Option<Entry> {
+        let Some((entry, admitted)) = self.open.admit() else {
+            self.count_dropped("refused");
+            debug!(%peer, "closing a new TCP connection: every connection is busy");
+            return None;
+        };
+        if admitted == Admitted::Evicted {
+            self.count_dropped("evicted");
+        }
+        Some(entry)
+    }
+
     fn count_dropped(&self, reason: &'static str) {
         self.metrics
             .tcp_dropped
@@ -133,8 +146,10 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stopping: watch:
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let stopping = for_connections.clone();
-                    connections.spawn(serve(stream, peer, Arc::clone(&shared), stopping));
+                    if let Some(entry) = shared.admit(peer) {
+                        let stopping = for_connections.clone();
+                        connections.spawn(serve(stream, peer, entry, Arc::clone(&shared), stopping));
+                    }
                 }
                 Err(error) => {
                     debug!(%error, "cannot accept a TCP connection");
@@ -152,7 +167,16 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stopping: watch:
         let Ok(Ok((stream, peer))) = timeout(Duration::ZERO, listener.accept()).await else {
             break;
         };
-        let connection = serve(stream, peer, Arc::clone(&shared), for_connections.clone());
+        let Some(entry) = shared.admit(peer) else {
+            continue;
+        };
+        let connection = serve(
+            stream,
+            peer,
+            entry,
+            Arc::clone(&shared),
+            for_connections.clone(),
+        );
         connections.spawn(connection);
     }
     drop(listener);
@@ -164,16 +188,10 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stopping: watch:
 async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
+    entry: Entry,
     shared: Arc<Shared>,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let Some((entry, admitted)) = shared.open.admit() else {
-        shared.count_dropped("refused");
-        return debug!(%peer, "closing a new TCP connection: every connection is busy");
-    };
-    if admitted == Admitted::Evicted {
-        shared.count_dropped("evicted");
-    }
     let connection = Arc::clone(&entry.connection);
     let limits = shared.limits;
     let mut received: Vec<u8> = Vec::with_capacity(512);

@@ -611,6 +611,18 @@ impl Api {
         }
     }
 
+    /// A client of the API at `base` that waits up to a minute for an answer (for requests
+    /// that queue behind slow reloads on a busy machine).
+    pub fn patient(base: &str) -> Self {
+        Self {
+            base: base.to_string(),
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+        }
+    }
+
     /// `GET path`: status code and body.
     pub fn get(&self, path: &str) -> (u16, String) {
         let response = self
