@@ -314,8 +314,11 @@ mod tests {
             .expect("kept");
         let local = idle.local_addr().expect("local").as_socket();
         assert_eq!(local.map(|local| local.ip()), Some([0, 0, 0, 0].into()));
-        // getsockname still shows the old port; what matters is that it is free again.
-        std::net::TcpListener::bind(("127.0.0.1", client.port())).expect("the port was released");
+        // getsockname still shows the old port (on 0.0.0.0); what matters is that it is free
+        // again. A socket still holding it would keep any address from binding that port;
+        // another loopback address than 127.0.0.1 is asked, where other tests' clients (whose
+        // ephemeral ports may meet this one) never bind.
+        std::net::TcpListener::bind(("127.201.7.9", client.port())).expect("the port was released");
     }
 
     #[tokio::test]
