@@ -111,18 +111,27 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def top_up(open_, target, first_bytes=b""):
+    """Opens up to 500 more connections to `target` (at most CLIENTS in all), each sending
+    `first_bytes`, non-blocking afterwards."""
+    for _ in range(500):
+        if len(open_) >= CLIENTS:
+            return
+        try:
+            s = socket.create_connection(target, timeout=1)
+            if first_bytes:
+                s.sendall(first_bytes)
+            s.setblocking(False)
+            open_.append(s)
+        except OSError:
+            return
+
+
 def tcp_flood(stop):
+    """Idle clients that reconnect as soon as the server cuts them."""
     open_ = []
     while not stop.is_set():
-        for _ in range(500):
-            if len(open_) >= CLIENTS:
-                break
-            try:
-                s = socket.create_connection(DNS, timeout=1)
-                s.setblocking(False)
-                open_.append(s)
-            except OSError:
-                break
+        top_up(open_, DNS)
         kept = []
         for s in open_:
             try:
@@ -142,18 +151,11 @@ def tcp_flood(stop):
 
 
 def api_flood(stop):
+    """Clients that send a request head one header every 100 ms, never finishing it."""
     open_ = []
+    head = b"GET /status HTTP/1.1\r\nHost: %s:%d\r\n" % (API[0].encode(), API[1])
     while not stop.is_set():
-        for _ in range(500):
-            if len(open_) >= CLIENTS:
-                break
-            try:
-                s = socket.create_connection(API, timeout=1)
-                s.sendall(b"GET /status HTTP/1.1\r\nHost: %s:%d\r\n" % (API[0].encode(), API[1]))
-                s.setblocking(False)
-                open_.append(s)
-            except OSError:
-                break
+        top_up(open_, API, head)
         kept = []
         for s in open_:
             try:

@@ -109,6 +109,34 @@ fn tcp_service(members: &[IpAddr], port: u16) -> String {
     service_toml(WWW, members, "tcp", port, "")
 }
 
+/// A primary and a standby that pass TCP checks, and a config serving them as `WWW` with the
+/// API on (and `server_extra` in `[server]`).
+struct Pair {
+    p: IpAddr,
+    s: IpAddr,
+    base: String,
+    config: String,
+    _members: [Acceptor; 2],
+}
+
+fn pair(server_extra: &str) -> Pair {
+    let (p, s) = (loopback_ip(), loopback_ip());
+    let port = free_port(&[p, s]);
+    let members = [Acceptor::start(p, port), Acceptor::start(s, port)];
+    let (api_lines, base) = api_config(None);
+    let config = format!(
+        "[server]\n{api_lines}{server_extra}\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n{}",
+        tcp_service(&[p, s], port)
+    );
+    Pair {
+        p,
+        s,
+        base,
+        config,
+        _members: members,
+    }
+}
+
 #[test]
 fn a_tcp_flood_on_few_descriptors_never_moves_a_member() {
     let (p, s) = (loopback_ip(), loopback_ip());
@@ -353,16 +381,14 @@ fn when_api_clients_are_full_the_oldest_waiting_connection_makes_room() {
 
 #[test]
 fn cross_site_requests_and_foreign_hosts_are_refused() {
-    let (p, s) = (loopback_ip(), loopback_ip());
-    let port = free_port(&[p, s]);
-    let _primary = Acceptor::start(p, port);
-    let _standby = Acceptor::start(s, port);
-    let (api_lines, base) = api_config(None);
+    let Pair {
+        p,
+        s,
+        base,
+        config,
+        _members,
+    } = pair("http_hosts = [\"fdns.test\"]");
     let addr: SocketAddr = base.trim_start_matches("http://").parse().expect("addr");
-    let config = format!(
-        "[server]\n{api_lines}http_hosts = [\"fdns.test\"]\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n{}",
-        tcp_service(&[p, s], port)
-    );
     let server = Server::start_with_files(&[("svc.zone", ZONE)], &config, "svc.example.test.");
     server.wait_for_members_up(2);
     let drain = format!("/services/{WWW}/members/{p}/drain");
@@ -491,16 +517,14 @@ fn reloads_run_one_at_a_time_and_the_newest_config_wins() {
 
 #[test]
 fn an_override_that_cannot_be_saved_is_in_force_and_shown_unsaved_until_saved() {
-    let (p, s) = (loopback_ip(), loopback_ip());
-    let port = free_port(&[p, s]);
-    let _primary = Acceptor::start(p, port);
-    let _standby = Acceptor::start(s, port);
-    let (api_lines, base) = api_config(None);
     // The state file's directory is a plain file: every write fails (ENOTDIR), even as root.
-    let config = format!(
-        "[server]\n{api_lines}state_file = \"blocked/state.json\"\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n{}",
-        tcp_service(&[p, s], port)
-    );
+    let Pair {
+        p,
+        s,
+        base,
+        config,
+        _members,
+    } = pair("state_file = \"blocked/state.json\"");
     let server = Server::start_with_files(
         &[("svc.zone", ZONE), ("blocked", "")],
         &config,
@@ -584,15 +608,13 @@ fn a_state_file_write_that_cannot_finish_never_stops_a_failover() {
 
 #[test]
 fn a_damaged_state_file_is_kept_aside_and_the_members_it_names_start_drained() {
-    let (p, s) = (loopback_ip(), loopback_ip());
-    let port = free_port(&[p, s]);
-    let _primary = Acceptor::start(p, port);
-    let _standby = Acceptor::start(s, port);
-    let (api_lines, base) = api_config(None);
-    let config = format!(
-        "[server]\n{api_lines}\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n{}",
-        tcp_service(&[p, s], port)
-    );
+    let Pair {
+        p,
+        s,
+        base,
+        config,
+        _members,
+    } = pair("");
     // A `since` no clock can hold: it once made the start panic on overflow.
     let damaged = format!(
         "{{\"overrides\": [{{\"service\": \"{WWW}\", \"member\": \"{p}\", \"admin\": \"drain\", \"since\": 18446744073709551615}}]}}"

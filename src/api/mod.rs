@@ -196,13 +196,9 @@ async fn same_origin(State(state): State<ApiState>, request: Request, next: Next
     if let Some(host) = headers.get(header::HOST)
         && !host.to_str().is_ok_and(allowed)
     {
-        state
-            .metrics
-            .api_forbidden
-            .get_or_create(&crate::metrics::ReasonLabels { reason: "host" })
-            .inc();
-        return error(
-            StatusCode::FORBIDDEN,
+        return forbidden(
+            &state,
+            "host",
             "this API answers only requests for its own address or a name in [server] http_hosts",
         );
     }
@@ -221,13 +217,9 @@ async fn same_origin(State(state): State<ApiState>, request: Request, next: Next
             .is_some_and(allowed)
     });
     if !reads_only && (cross_site || foreign_origin) {
-        state
-            .metrics
-            .api_forbidden
-            .get_or_create(&crate::metrics::ReasonLabels { reason: "origin" })
-            .inc();
-        return error(
-            StatusCode::FORBIDDEN,
+        return forbidden(
+            &state,
+            "origin",
             "requests from another site cannot change anything here; use the CLI or curl",
         );
     }
@@ -242,6 +234,16 @@ async fn same_origin(State(state): State<ApiState>, request: Request, next: Next
         );
     }
     next.run(request).await
+}
+
+/// A 403 with `message`, counted under `reason`.
+fn forbidden(state: &ApiState, reason: &'static str, message: &str) -> Response {
+    state
+        .metrics
+        .api_forbidden
+        .get_or_create(&crate::metrics::ReasonLabels { reason })
+        .inc();
+    error(StatusCode::FORBIDDEN, message)
 }
 
 /// Whether `host` (a `Host` header, or an origin without its scheme: `name[:port]`) is one

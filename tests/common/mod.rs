@@ -602,22 +602,20 @@ pub struct Api {
 impl Api {
     /// A client of the API at `base`.
     pub fn new(base: &str) -> Self {
-        Self {
-            base: base.to_string(),
-            client: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("client"),
-        }
+        Self::waiting(base, Duration::from_secs(10))
     }
 
     /// A client of the API at `base` that waits up to a minute for an answer (for requests
     /// that queue behind slow reloads on a busy machine).
     pub fn patient(base: &str) -> Self {
+        Self::waiting(base, Duration::from_secs(60))
+    }
+
+    fn waiting(base: &str, limit: Duration) -> Self {
         Self {
             base: base.to_string(),
             client: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(60))
+                .timeout(limit)
                 .build()
                 .expect("client"),
         }
