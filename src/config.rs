@@ -181,14 +181,19 @@ struct RawNotify {
 #[serde(deny_unknown_fields)]
 struct RawWebhook {
     url: Spanned<String>,
-    #[serde(default = "default_webhook_timeout", with = "humantime_serde")]
-    timeout: Duration,
+    #[serde(default = "default_webhook_timeout", with = "spanned_duration")]
+    timeout: Spanned<Duration>,
     #[serde(default = "default_webhook_retries")]
     retries: u32,
 }
 
-fn default_webhook_timeout() -> Duration {
-    Duration::from_secs(5)
+fn default_webhook_timeout() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(5))
+}
+
+/// Whether `value` was not written in the file (defaults carry an empty span).
+fn is_default<T>(value: &Spanned<T>) -> bool {
+    value.span() == (0..0)
 }
 
 fn default_webhook_retries() -> u32 {
@@ -429,12 +434,10 @@ impl Validator<'_> {
                 ),
             ));
         }
-        if raw.timeout.is_zero() {
-            return Err(self.error(raw.url.span(), "webhook timeout must be above zero"));
-        }
+        let timeout = self.bounded(&raw.timeout, "webhook timeout", MIN_TIMEOUT..=MAX_DURATION)?;
         Ok(WebhookPlan {
             url: url.clone(),
-            timeout: raw.timeout,
+            timeout,
             retries: raw.retries,
         })
     }
@@ -718,13 +721,26 @@ impl Validator<'_> {
             self.bounded(&raw.interval, "check interval", MIN_INTERVAL..=MAX_DURATION)?;
         let timeout = self.bounded(&raw.timeout, "check timeout", MIN_TIMEOUT..=MAX_DURATION)?;
         if timeout > interval {
-            return Err(self.error(
-                raw.timeout.span(),
-                format!(
-                    "check timeout must be at most the interval ({})",
-                    humantime::format_duration(interval)
-                ),
-            ));
+            // A defaulted timeout has no line of its own: blame the interval that undercuts it.
+            let error = if is_default(&raw.timeout) {
+                self.error(
+                    raw.interval.span(),
+                    format!(
+                        "timeout defaults to {}, which is above interval {}; set timeout to at most the interval",
+                        humantime::format_duration(timeout),
+                        humantime::format_duration(interval)
+                    ),
+                )
+            } else {
+                self.error(
+                    raw.timeout.span(),
+                    format!(
+                        "check timeout must be at most the interval ({})",
+                        humantime::format_duration(interval)
+                    ),
+                )
+            };
+            return Err(error);
         }
         for threshold in [&raw.rise, &raw.fall] {
             if !(1..=1000).contains(threshold.get_ref()) {
@@ -931,6 +947,31 @@ mod tests {
         std::fs::write(&path, "[server]\nlisten = [\"127.0.0.1:5300\"]\nhttp_token = \"a\"\nhttp_token_file = \"token\"\n").expect("config");
         let err = load(&path).expect_err("both");
         assert_eq!(err.line, Some(4));
+    }
+
+    #[test]
+    fn a_defaulted_timeout_above_the_interval_is_blamed_on_the_interval_line() {
+        let err = error_for(&config_with_service(
+            &SERVICE.replace("port = 80", "port = 80\ninterval = \"200ms\""),
+        ));
+        assert_eq!(err.line, Some(14), "{err}");
+        assert!(
+            err.message
+                .contains("timeout defaults to 500ms, which is above interval 200ms"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_webhook_timeout_names_its_own_line() {
+        let err = error_for(
+            "[server]\nlisten = [\"127.0.0.1:5300\"]\n\n[[notify.webhook]]\nurl = \"http://x\"\ntimeout = \"0s\"\n",
+        );
+        assert_eq!(err.line, Some(6), "{err}");
+        assert!(
+            err.message.contains("webhook timeout 0s is out of range"),
+            "{err}"
+        );
     }
 
     #[test]
