@@ -15,8 +15,8 @@ use hickory_proto::rr::{LowerName, Name, RecordType};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::dns::fast::index::Prerendered;
 use crate::error::{LoadError, line_of};
-use crate::prerendered::Prerendered;
 use crate::zone::{self, StaticZone};
 
 /// The validated config: what the server runs, with zones already parsed.
@@ -28,6 +28,9 @@ pub struct Plan {
     pub server: ServerPlan,
     /// Zones, in config order, with every service name already added to its zone's names.
     pub zones: Vec<Arc<StaticZone>>,
+    /// Each zone's static answers in wire form (`indexes[z]` for `zones[z]`), built once its
+    /// service names are known.
+    pub indexes: Vec<Arc<Prerendered>>,
     /// Failover services, in config order.
     pub services: Vec<ServicePlan>,
     /// Where answer changes are POSTed.
@@ -399,14 +402,18 @@ impl Validator<'_> {
             let service = self.service(raw_service, &mut zones, &mut names)?;
             services.push(service);
         }
-        for (index, zone) in zones.iter_mut().enumerate() {
-            let names: HashSet<LowerName> = services
-                .iter()
-                .filter(|service| service.zone == index)
-                .map(|service| LowerName::new(&service.name))
-                .collect();
-            zone.prerendered = Prerendered::build(zone, &names);
-        }
+        let indexes = zones
+            .iter()
+            .enumerate()
+            .map(|(z, zone)| {
+                let names: HashSet<LowerName> = services
+                    .iter()
+                    .filter(|service| service.zone == z)
+                    .map(|service| LowerName::new(&service.name))
+                    .collect();
+                Arc::new(Prerendered::build(zone, &names))
+            })
+            .collect();
         let webhooks = raw
             .notify
             .webhook
@@ -417,6 +424,7 @@ impl Validator<'_> {
             path: self.path.to_path_buf(),
             server,
             zones: zones.into_iter().map(Arc::new).collect(),
+            indexes,
             services,
             webhooks,
         })

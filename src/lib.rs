@@ -15,7 +15,6 @@ pub mod limits;
 pub mod metrics;
 pub mod notify;
 pub mod policy;
-pub mod prerendered;
 pub mod reload;
 pub mod snapshot;
 pub mod status;

@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{LowerName, Name, RData, Record};
 
+use crate::dns::fast::index::Prerendered;
 use crate::zone::StaticZone;
 
 /// Everything the query path needs to answer, at one instant.
@@ -37,6 +38,9 @@ pub struct ServerStrings {
 pub struct ZoneSnapshot {
     /// Records from the zone file.
     pub data: Arc<StaticZone>,
+    /// The zone's static answers in wire form, for the fast path (unbuilt: the full path
+    /// answers everything).
+    pub index: Arc<Prerendered>,
     /// The apex SOA with the current serial.
     pub soa: Record,
     /// The SOA as negative answers carry it: TTL min(SOA TTL, MINIMUM) (RFC 2308 §3).
@@ -87,6 +91,7 @@ impl ZoneSnapshot {
     /// The zone with its SOA serial set to `serial` and the given service answers.
     pub fn new(
         data: Arc<StaticZone>,
+        index: Arc<Prerendered>,
         serial: u32,
         services: HashMap<LowerName, Arc<ServiceRecords>>,
     ) -> Self {
@@ -100,6 +105,7 @@ impl ZoneSnapshot {
         negative_soa.ttl = negative_ttl;
         Self {
             data,
+            index,
             soa,
             negative_soa,
             services,

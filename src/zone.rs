@@ -13,7 +13,6 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_proto::serialize::txt::Parser;
 
 use crate::error::LoadError;
-use crate::prerendered::Prerendered;
 
 /// The records of one name, one RRset per type.
 #[derive(Debug, Clone, Default)]
@@ -54,9 +53,6 @@ pub struct StaticZone {
     pub wildcards: HashMap<LowerName, LowerName>,
     /// A hash of the file's text, so a reload can tell an edited zone from an unchanged one.
     pub digest: u64,
-    /// The answers that cannot change, in wire form for the UDP fast path; built once the
-    /// zone's service names are known (empty until then: everything takes the full path).
-    pub prerendered: Prerendered,
 }
 
 impl StaticZone {
@@ -230,7 +226,6 @@ pub fn load(path: &Path, origin: &Name) -> Result<StaticZone, LoadError> {
             std::hash::Hash::hash(&text, &mut hasher);
             std::hash::Hasher::finish(&hasher)
         },
-        prerendered: Prerendered::default(),
     };
     // The parser's map is sorted by name, so a name's RRsets arrive together; each node gets
     // exactly as many as it has (pushing one by one would reserve four per name, 430 MB of

@@ -8,9 +8,10 @@
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
-use failover_dns::dns::server::{MAX_UDP_PAYLOAD, Protocol, respond_to_bytes};
+use failover_dns::dns::server::respond_to_bytes;
+use failover_dns::dns::wire::{MAX_UDP_PAYLOAD, Protocol};
 use failover_dns::health::Monitor;
-use failover_dns::prerendered::FastPath;
+use failover_dns::dns::fast::FastPath;
 use failover_dns::snapshot::Snapshot;
 use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;

@@ -9,6 +9,7 @@ use hickory_proto::op::{OpCode, ResponseCode};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
+use super::wire::additional_target;
 use crate::snapshot::{Snapshot, ZoneSnapshot};
 use crate::zone::Node;
 
@@ -123,19 +124,6 @@ fn chaos<'s>(snapshot: &'s Snapshot, question: &Question<'_>) -> Response<'s> {
         }
         None => Response::error(ResponseCode::Refused),
     }
-}
-
-/// The name whose addresses additional-section processing adds for `record` (RFC 1034
-/// §3.6.2, RFC 2782): the target of an NS, MX or SRV record, when it lies in the zone `origin`.
-pub(crate) fn additional_target(origin: &LowerName, record: &Record) -> Option<LowerName> {
-    let target = match &record.data {
-        RData::NS(ns) => &ns.0,
-        RData::MX(mx) => &mx.exchange,
-        RData::SRV(srv) => &srv.target,
-        _ => return None,
-    };
-    let target = LowerName::new(target);
-    (!target.is_root() && origin.zone_of(&target)).then_some(target)
 }
 
 /// One lookup in one zone, appending to a response.
@@ -411,7 +399,12 @@ pub(crate) mod tests {
         let records = ServiceRecords::new(&www, 5, &["127.0.0.11".parse().expect("ip")]);
         let services = HashMap::from([(LowerName::new(&www), Arc::new(records))]);
         Snapshot {
-            zones: vec![ZoneSnapshot::new(Arc::new(zone), 1000, services)],
+            zones: vec![ZoneSnapshot::new(
+                Arc::new(zone),
+                Arc::default(),
+                1000,
+                services,
+            )],
             server: Arc::new(crate::snapshot::ServerStrings {
                 identity: "node-a".into(),
                 version: String::new(),

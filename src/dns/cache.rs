@@ -13,7 +13,7 @@
 //! miss costs one hash instead of two copies, an insertion and, every 16k queries, an
 //! eviction of everything.
 //!
-//! Before the memo, [`crate::prerendered`] answers what cannot change with health (static
+//! Before the memo, [`crate::dns::fast`] answers what cannot change with health (static
 //! records, NODATA, NXDOMAIN) from wire data rendered at load: in a large zone most names are
 //! asked too rarely for the memo to hold them.
 
@@ -25,8 +25,9 @@ use std::sync::Arc;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use super::server::{Answered, Protocol, respond};
-use crate::prerendered::FastPath;
+use super::server::respond;
+use super::wire::{Answered, Protocol};
+use crate::dns::fast::FastPath;
 use crate::snapshot::{BuiltFrom, Snapshot};
 
 /// Most responses kept per worker (at about 100 bytes each, a few MB at most).

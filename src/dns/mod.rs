@@ -2,7 +2,9 @@
 //! request handling both share.
 pub mod answer;
 pub mod cache;
+pub mod fast;
 pub mod rrl;
 pub mod server;
 pub mod tcp;
 pub mod udp;
+pub mod wire;

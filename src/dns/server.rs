@@ -13,20 +13,16 @@ use std::time::Instant;
 use hickory_proto::op::{Edns, Header, MessageType, Metadata, ResponseCode};
 use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
-pub use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
 use socket2::{Domain, Protocol as SocketProtocol, Socket, Type};
 use tracing::info;
 
 use super::answer::{Query, Question, Response, answer};
+use super::wire::{Answered, MAX_UDP_PAYLOAD, Protocol};
 use crate::metrics::{Metrics, QueryLabels};
 use crate::snapshot::{Snapshot, SnapshotCell};
 use prometheus_client::metrics::counter::Counter;
-
-/// Largest UDP payload we send, whatever the client offers: the DNS Flag Day 2020 value,
-/// which avoids IP fragmentation on common paths.
-pub const MAX_UDP_PAYLOAD: u16 = 1232;
 
 /// A decided response to one request: header, OPT and records, ready to encode.
 struct Reply<'s> {
@@ -141,16 +137,6 @@ impl<'s> Reply<'s> {
         let info = self.message(request).destructive_emit(&mut encoder).ok()?;
         Some((bytes, info.truncation))
     }
-}
-
-/// A response ready to send, with what the metrics need to know of it.
-pub struct Answered {
-    /// The response on the wire.
-    pub bytes: Vec<u8>,
-    /// Its response code.
-    pub rcode: ResponseCode,
-    /// The type asked for, if there was a question.
-    pub qtype: Option<RecordType>,
 }
 
 /// What failover-dns answers to the datagram or TCP message `bytes` from `source`, or None

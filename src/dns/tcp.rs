@@ -28,10 +28,11 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tracing::debug;
 
-use super::server::{Protocol, count_query, respond, socket_for};
+use super::server::{count_query, respond, socket_for};
+use super::wire::Protocol;
 use crate::connections::{Admitted, Connections, Entry};
+use crate::dns::fast::FastPath;
 use crate::metrics::{Metrics, ReasonLabels};
-use crate::prerendered::FastPath;
 use crate::snapshot::SnapshotCell;
 
 /// How long an accept loop pauses when the process is out of file descriptors, instead of

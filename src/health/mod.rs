@@ -284,9 +284,10 @@ impl Monitor {
             .zones
             .iter()
             .zip(services)
+            .zip(&self.plan.indexes)
             .zip(&self.serials)
-            .map(|((zone, services), serial)| {
-                ZoneSnapshot::new(Arc::clone(zone), *serial, services)
+            .map(|(((zone, services), index), serial)| {
+                ZoneSnapshot::new(Arc::clone(zone), Arc::clone(index), *serial, services)
             })
             .collect();
         Snapshot {
