@@ -18,6 +18,42 @@ pub struct Selection {
     pub failing_open: bool,
 }
 
+/// What a service answers, per address family.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FamilyAnswers {
+    /// A: the IPv4 members answered.
+    pub v4: Selection,
+    /// AAAA: the IPv6 members answered.
+    pub v6: Selection,
+}
+
+impl FamilyAnswers {
+    /// The answer of the family `addr`s belong to (IPv4 or IPv6).
+    pub fn of(&self, v4: bool) -> &Selection {
+        if v4 { &self.v4 } else { &self.v6 }
+    }
+
+    /// Each family with the record type it answers.
+    pub fn by_type(&self) -> [(&'static str, &Selection); 2] {
+        [("A", &self.v4), ("AAAA", &self.v6)]
+    }
+
+    /// Every address answered, A then AAAA.
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        self.v4
+            .addresses
+            .iter()
+            .chain(&self.v6.addresses)
+            .copied()
+            .collect()
+    }
+
+    /// Whether some family answers all its members because none is usable.
+    pub fn failing_open(&self) -> bool {
+        self.v4.failing_open || self.v6.failing_open
+    }
+}
+
 /// Chooses the answer for one family. `members` are that family's members in priority order
 /// with their states; `current` is what the family answers now (used when `failback` is off,
 /// to stay on a healthy standby instead of moving back to a recovered primary).
@@ -61,6 +97,28 @@ fn failover(failback: bool, members: &[(IpAddr, State)], current: &[IpAddr]) -> 
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn family_answers_name_each_family_and_list_a_before_aaaa() {
+        let v4: IpAddr = "192.0.2.1".parse().expect("ip");
+        let v6: IpAddr = "2001:db8::1".parse().expect("ip");
+        let answers = FamilyAnswers {
+            v4: Selection {
+                addresses: vec![v4],
+                failing_open: false,
+            },
+            v6: Selection {
+                addresses: vec![v6],
+                failing_open: true,
+            },
+        };
+        assert_eq!(answers.addresses(), [v4, v6]);
+        assert!(answers.failing_open());
+        assert_eq!(answers.of(true).addresses, [v4]);
+        assert_eq!(answers.of(false).addresses, [v6]);
+        assert_eq!(answers.by_type().map(|(t, _)| t), ["A", "AAAA"]);
+    }
+
     use super::*;
 
     fn ip(s: &str) -> IpAddr {

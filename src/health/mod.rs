@@ -27,7 +27,7 @@ use tracing::{error, info, warn};
 use crate::config::{CheckPlan, Plan, ServicePlan};
 use crate::metrics::{MemberCounters, MemberSeries, Metrics, ServiceLabels, ZoneLabels};
 use crate::notify::{AnswerChange, Delivery};
-use crate::policy::{self, Selection};
+use crate::policy::{self, FamilyAnswers, Selection};
 use crate::snapshot::{
     ServerStrings, ServiceRecords, Snapshot, SnapshotCell, ZoneSnapshot, later_serial, next_serial,
 };
@@ -76,8 +76,8 @@ pub struct Monitor {
     plan: Plan,
     /// `members[service][member]`, indexed as in the plan.
     members: Vec<Vec<Member>>,
-    /// `answers[service]`: the IPv4 selection, then the IPv6 one.
-    answers: Vec<[Selection; 2]>,
+    /// `answers[service]`: what each family of the service answers now.
+    answers: Vec<FamilyAnswers>,
     /// `records[service]`: `answers[service]` rendered, shared by every snapshot until the
     /// answer changes.
     records: Vec<Arc<ServiceRecords>>,
@@ -338,7 +338,7 @@ impl Monitor {
     fn install(&mut self, plan: Plan, keep: &mut HashMap<MemberKey, (CheckPlan, Member)>) {
         let now = Instant::now();
         self.generation += 1;
-        let old_answers: HashMap<LowerName, [Selection; 2]> = self
+        let old_answers: HashMap<LowerName, FamilyAnswers> = self
             .plan
             .services
             .iter()
@@ -404,7 +404,7 @@ impl Monitor {
         self.plan = plan;
 
         // Services whose answer the reload changed, with what they answered before.
-        let mut changed: Vec<(usize, &[Selection; 2])> = Vec::new();
+        let mut changed: Vec<(usize, &FamilyAnswers)> = Vec::new();
         let mut answers = Vec::with_capacity(self.plan.services.len());
         for s in 0..self.plan.services.len() {
             let key = LowerName::new(&self.plan.services[s].name);
@@ -483,7 +483,7 @@ impl Monitor {
     /// probe was scheduled, and again by every reload that keeps it). The member there must
     /// own the probe; anything else is a report from a probe no longer configured.
     fn locate(&self, report: &Report) -> Option<(usize, usize)> {
-        let (s, m) = untag(report.tag);
+        let (s, m) = MemberIndex::from_tag(report.tag).indexes();
         let owner = self.members.get(s).and_then(|members| members.get(m))?;
         (owner.probe == report.probe).then_some((s, m))
     }
@@ -575,13 +575,12 @@ impl Monitor {
     /// Service `s`'s current answer as the records the query path serves.
     fn render(&self, s: usize) -> Arc<ServiceRecords> {
         let service = &self.plan.services[s];
-        let [v4, v6] = &self.answers[s];
-        let addresses: Vec<IpAddr> = v4.addresses.iter().chain(&v6.addresses).copied().collect();
+        let addresses = self.answers[s].addresses();
         Arc::new(ServiceRecords::new(&service.name, service.ttl, &addresses))
     }
 
     /// Logs, counts and sends to webhooks one change of a service's answer.
-    fn answer_changed(&self, s: usize, old: &[Selection; 2], new: &[Selection; 2], reason: &str) {
+    fn answer_changed(&self, s: usize, old: &FamilyAnswers, new: &FamilyAnswers, reason: &str) {
         let service = &self.plan.services[s];
         let labels = ServiceLabels {
             service: service.name.to_string(),
@@ -593,7 +592,7 @@ impl Monitor {
             .filter(|_| !self.plan.webhooks.is_empty());
         let hooks: Arc<[crate::config::WebhookPlan]> = self.plan.webhooks.clone().into();
         let serial = self.serials.get(service.zone).copied().unwrap_or_default();
-        for (family, (old, new)) in ["A", "AAAA"].into_iter().zip(old.iter().zip(new)) {
+        for ((family, old), (_, new)) in old.by_type().into_iter().zip(new.by_type()) {
             if old == new {
                 continue;
             }
@@ -620,7 +619,7 @@ impl Monitor {
 
     /// The answer for service `s` from its members' states and overrides; `current` is what
     /// it answers now (for `failback = false`).
-    fn select(&self, s: usize, current: Option<&[Selection; 2]>) -> [Selection; 2] {
+    fn select(&self, s: usize, current: Option<&FamilyAnswers>) -> FamilyAnswers {
         let service = &self.plan.services[s];
         let key = LowerName::new(&service.name);
         let family = |v4: bool| {
@@ -644,10 +643,13 @@ impl Monitor {
                     _ => (*addr, *state),
                 })
                 .collect();
-            let held = current.map_or(&[][..], |c| &c[usize::from(!v4)].addresses[..]);
+            let held = current.map_or(&[][..], |c| &c.of(v4).addresses[..]);
             policy::select(service.policy, service.failback, &effective, held)
         };
-        [family(true), family(false)]
+        FamilyAnswers {
+            v4: family(true),
+            v6: family(false),
+        }
     }
 
     fn set_admin(
@@ -724,14 +726,14 @@ impl Monitor {
             .iter()
             .zip(&self.members)
             .zip(&self.answers)
-            .map(|((service, members), [v4, v6])| {
+            .map(|((service, members), answers)| {
                 let key = LowerName::new(&service.name);
                 ServiceStatus {
                     name: service.name.to_string(),
                     policy: service.policy.as_str().to_string(),
                     ttl: service.ttl,
-                    answering: v4.addresses.iter().chain(&v6.addresses).copied().collect(),
-                    failing_open: v4.failing_open || v6.failing_open,
+                    answering: answers.addresses(),
+                    failing_open: answers.failing_open(),
                     members: members
                         .iter()
                         .map(|m| MemberStatus {
@@ -889,7 +891,7 @@ impl Running {
         summary.members_stopped = self.schedule.retain(|id| wanted_ids.contains(&id));
         self.clients = probe::Clients::default();
         for (id, s, m) in wanted {
-            if self.schedule.retag(id, tag(s, m)) {
+            if self.schedule.retag(id, MemberIndex::new(s, m).tag()) {
                 summary.members_kept += 1;
             } else {
                 summary.members_started += 1;
@@ -906,7 +908,7 @@ impl Running {
         match Probe::new(&service.check, addr, &mut self.clients) {
             Ok(probe) => {
                 let check = &service.check;
-                let tag = tag(s, m);
+                let tag = MemberIndex::new(s, m).tag();
                 self.schedule
                     .add(id, tag, probe, check.interval, check.timeout);
             }
@@ -925,13 +927,41 @@ impl Running {
     }
 }
 
-/// A probe's tag in the schedule: its member's service and member index.
-fn tag(s: usize, m: usize) -> u64 {
-    (s as u64) << 32 | m as u64
+/// Where a member is in the plan: `plan.services[service].members[member]`. A probe carries it
+/// as its tag in the schedule, so a report finds its member without a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MemberIndex {
+    service: u32,
+    member: u32,
 }
 
-fn untag(tag: u64) -> (usize, usize) {
-    ((tag >> 32) as usize, tag as u32 as usize)
+impl MemberIndex {
+    /// Member `m` of service `s` (indexes that fit a plan: a config of four billion services
+    /// does not load).
+    fn new(s: usize, m: usize) -> Self {
+        Self {
+            service: u32::try_from(s).unwrap_or(u32::MAX),
+            member: u32::try_from(m).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// As the schedule's tag.
+    fn tag(self) -> u64 {
+        u64::from(self.service) << 32 | u64::from(self.member)
+    }
+
+    /// From the schedule's tag.
+    fn from_tag(tag: u64) -> Self {
+        Self {
+            service: (tag >> 32) as u32,
+            member: tag as u32,
+        }
+    }
+
+    /// (service, member) as indexes into the plan.
+    fn indexes(self) -> (usize, usize) {
+        (self.service as usize, self.member as usize)
+    }
 }
 
 /// The one structured event for a change of what `family` of `service` answers.
@@ -977,4 +1007,19 @@ fn unix_now() -> u32 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemberIndex;
+
+    #[test]
+    fn a_member_index_survives_its_trip_through_the_schedules_tag() {
+        for (s, m) in [(0, 0), (1, 0), (0, 1), (70_000, 3), (u32::MAX as usize, 9)] {
+            let index = MemberIndex::new(s, m);
+            assert_eq!(MemberIndex::from_tag(index.tag()), index);
+            assert_eq!(index.indexes(), (s, m));
+        }
+        assert_ne!(MemberIndex::new(1, 0).tag(), MemberIndex::new(0, 1).tag());
+    }
 }
