@@ -52,7 +52,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     }
     let cell = Arc::new(ArcSwap::from_pointee(monitor.snapshot()));
     let budget = limits::Descriptors::raise_and_share(&plan);
-    let listeners = dns::server::serve(
+    let listeners = dns::serve(
         &plan.server.listen,
         dns::tcp::Limits {
             idle_timeout: plan.server.tcp_idle_timeout,

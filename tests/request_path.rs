@@ -9,7 +9,7 @@ use std::fs;
 use std::path::Path;
 
 use common::*;
-use failover_dns::dns::server::respond_to_bytes;
+use failover_dns::dns::request::respond_to_bytes;
 use failover_dns::dns::wire::{MAX_UDP_PAYLOAD, Protocol};
 use failover_dns::health::Monitor;
 use failover_dns::snapshot::Snapshot;

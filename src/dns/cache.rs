@@ -25,7 +25,7 @@ use std::sync::Arc;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use super::server::respond;
+use super::request::respond;
 use super::wire::{Answered, Protocol};
 use crate::dns::fast::FastPath;
 use crate::snapshot::{BuiltFrom, Snapshot};

@@ -117,7 +117,7 @@ pub fn truncated(response: &[u8]) -> Option<Vec<u8>> {
     let mut end = 12;
     if questions > 0 {
         // One question (responses with more carry none): its name, uncompressed (see
-        // `dns::server`: a request whose first name is compressed gets FORMERR without one).
+        // `dns::request`: a request whose first name is compressed gets FORMERR without one).
         loop {
             let length = usize::from(*response.get(end)?);
             if length == 0 {

@@ -28,10 +28,12 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tracing::debug;
 
-use super::server::{count_query, respond, socket_for};
+use super::request::respond;
+use super::socket::socket_for;
 use super::wire::Protocol;
 use crate::connections::{Admitted, Connections, Entry};
 use crate::dns::fast::FastPath;
+use crate::metrics::count_query;
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::snapshot::SnapshotCell;
 

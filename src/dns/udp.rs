@@ -7,7 +7,7 @@
 //! This replaces hickory-server's UDP handling (a task spawned per datagram, and channels
 //! between the socket task and the handler) because that machinery, not the answer, was most
 //! of the CPU per query (README "Performance"). The behaviour is the same: the bytes are
-//! decided by [`respond`](super::server::respond), which mirrors hickory's handling of raw
+//! decided by [`respond`](super::request::respond), which mirrors hickory's handling of raw
 //! requests, and the Knot differential tests and malformed-input tests run over this path.
 //! A worker never waits on anything but its socket.
 //!
@@ -34,7 +34,8 @@ use tracing::{debug, warn};
 
 use super::cache::ResponseCache;
 use super::rrl::{RateLimiter, Verdict, truncated};
-use super::server::{QueryCounts, socket_for};
+use super::socket::socket_for;
+use crate::metrics::QueryCounts;
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::snapshot::SnapshotCell;
 

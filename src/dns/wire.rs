@@ -1,4 +1,4 @@
-//! What both answer paths (the full one in [`super::answer`] and [`super::server`], the fast
+//! What both answer paths (the full one in [`super::answer`] and [`super::request`], the fast
 //! one in [`super::fast`]) share: the transport, a finished response, the UDP size we send, and
 //! the rule for additional-section targets. It imports nothing else from the crate, so the
 //! zone's pre-rendered index can depend on it without depending on the query path.

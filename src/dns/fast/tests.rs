@@ -6,7 +6,7 @@ use hickory_proto::rr::{LowerName, Name};
 
 use super::index::lower_wire;
 use super::*;
-use crate::dns::server::respond_to_bytes;
+use crate::dns::request::respond_to_bytes;
 use crate::snapshot::{ServerStrings, ServiceRecords};
 
 /// Delegations, wildcards, CNAMEs and in-zone MX/SRV targets: much is the full path's.

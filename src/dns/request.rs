@@ -1,28 +1,23 @@
-//! Listeners and hickory glue: turns requests into [`Query`]s, answers them from the current
-//! snapshot, and encodes the result (EDNS, truncation to the client's buffer over UDP).
+//! Request handling: what failover-dns sends for one datagram or TCP message. Hickory decodes
+//! it, [`super::answer`] decides the answer from the current snapshot, and this module encodes
+//! the result (EDNS, truncation to the client's buffer over UDP).
 //!
-//! The UDP workers (`dns::udp`) and TCP connections (`dns::tcp`) both call [`respond`]. This
-//! module never waits on the check plane: it loads the current snapshot and answers.
+//! The UDP workers (`dns::udp`) and TCP connections (`dns::tcp`) both call [`respond`] for
+//! whatever the fast path leaves. This module never waits on the check plane: it is handed the
+//! current snapshot and answers.
 
 use std::borrow::Cow;
-use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Instant;
 
 use hickory_proto::op::{Edns, Header, MessageType, Metadata, ResponseCode};
-use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::server::Request;
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
-use socket2::{Domain, Protocol as SocketProtocol, Socket, Type};
-use tracing::info;
 
 use super::answer::{Query, Question, Response, answer};
 use super::wire::{Answered, MAX_UDP_PAYLOAD, Protocol};
-use crate::metrics::{Metrics, QueryLabels};
-use crate::snapshot::{Snapshot, SnapshotCell};
-use prometheus_client::metrics::counter::Counter;
+use crate::snapshot::Snapshot;
 
 /// A decided response to one request: header, OPT and records, ready to encode.
 struct Reply<'s> {
@@ -219,100 +214,6 @@ pub fn respond_to_bytes(snapshot: &Snapshot, bytes: &[u8], protocol: Protocol) -
     respond(snapshot, bytes, protocol, source).map(|answered| answered.bytes)
 }
 
-/// Counts one answered query, by rcode, qtype and `transport`, and its time since `started`.
-pub(super) fn count_query(
-    metrics: &Metrics,
-    rcode: ResponseCode,
-    qtype: Option<RecordType>,
-    transport: &'static str,
-    started: Instant,
-) {
-    query_counter(metrics, rcode, qtype, transport).inc();
-    metrics
-        .response_seconds
-        .observe(started.elapsed().as_secs_f64());
-}
-
-fn query_counter(
-    metrics: &Metrics,
-    rcode: ResponseCode,
-    qtype: Option<RecordType>,
-    transport: &'static str,
-) -> Counter {
-    let labels = QueryLabels {
-        rcode: rcode_name(rcode),
-        qtype: qtype.map_or("none", Into::into),
-        transport,
-    };
-    metrics.queries.get_or_create(&labels).clone()
-}
-
-/// One UDP worker's handles on the query counters it has used: counting a query is then a
-/// short scan and an atomic add, not a hash of three labels under the family's read lock
-/// (a third of a memo hit's user-space time).
-pub(super) struct QueryCounts {
-    transport: &'static str,
-    /// (rcode, qtype or `NONE`) packed into a key, with its counter; a handful in practice.
-    recent: Vec<(u32, Counter)>,
-}
-
-/// The key of a query without a question.
-const NONE: u32 = 1 << 16;
-
-/// Most counters a worker keeps; beyond that, queries are counted through the family.
-const RECENT: usize = 32;
-
-impl QueryCounts {
-    /// Counts for queries arriving over `transport`.
-    pub(super) fn new(transport: &'static str) -> Self {
-        Self {
-            transport,
-            recent: Vec::with_capacity(RECENT),
-        }
-    }
-
-    /// Counts one answered query and its time since `started`, as [`count_query`] does.
-    pub(super) fn count(
-        &mut self,
-        metrics: &Metrics,
-        rcode: ResponseCode,
-        qtype: Option<RecordType>,
-        started: Instant,
-    ) {
-        let key =
-            (u32::from(u16::from(rcode)) << 17) | qtype.map_or(NONE, |t| u32::from(u16::from(t)));
-        match self.recent.iter().find(|(k, _)| *k == key) {
-            Some((_, counter)) => {
-                counter.inc();
-            }
-            None => {
-                let counter = query_counter(metrics, rcode, qtype, self.transport);
-                counter.inc();
-                if self.recent.len() < RECENT {
-                    self.recent.push((key, counter));
-                }
-            }
-        }
-        metrics
-            .response_seconds
-            .observe(started.elapsed().as_secs_f64());
-    }
-}
-
-/// The mnemonic operators know an rcode by (RFC 6895 §2.3).
-fn rcode_name(rcode: ResponseCode) -> &'static str {
-    match rcode {
-        ResponseCode::NoError => "NOERROR",
-        ResponseCode::FormErr => "FORMERR",
-        ResponseCode::ServFail => "SERVFAIL",
-        ResponseCode::NXDomain => "NXDOMAIN",
-        ResponseCode::NotImp => "NOTIMP",
-        ResponseCode::Refused => "REFUSED",
-        ResponseCode::BADVERS => "BADVERS",
-        _ => "OTHER",
-    }
-}
-
 /// The records of one response section, or none when the response is cut to its header.
 fn section<'a>(
     records: &'a [Cow<'_, Record>],
@@ -321,67 +222,6 @@ fn section<'a>(
     records[..if keep { records.len() } else { 0 }]
         .iter()
         .map(AsRef::as_ref)
-}
-
-/// The DNS listeners: TCP and UDP, each on our own loops.
-pub struct Listeners {
-    tcp: super::tcp::Tcp,
-    udp: super::udp::Workers,
-}
-
-impl Listeners {
-    /// Stops accepting, answers what has been received, and returns when done.
-    pub async fn shutdown(self) {
-        let Listeners { tcp, udp } = self;
-        let stopped = tokio::task::spawn_blocking(move || udp.stop());
-        tcp.shutdown().await;
-        let _ = stopped.await;
-    }
-}
-
-/// An unbound socket for `addr`. An IPv6 address gets IPv6 only, over UDP and TCP alike, so
-/// `0.0.0.0:53` and `[::]:53` can be listed side by side (Linux would otherwise let `[::]`
-/// take IPv4 too, and the second bind fail).
-pub(super) fn socket_for(
-    addr: SocketAddr,
-    kind: Type,
-    protocol: SocketProtocol,
-) -> io::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(addr), kind, Some(protocol))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    Ok(socket)
-}
-
-/// Binds UDP and TCP on every address and starts serving from `cell`. Fails, naming the
-/// address, if any cannot be bound, so a misconfigured server never half-starts.
-pub async fn serve(
-    listen: &[SocketAddr],
-    tcp_limits: super::tcp::Limits,
-    limiter: Option<super::rrl::RateLimiter>,
-    cell: SnapshotCell,
-    metrics: Arc<Metrics>,
-) -> io::Result<Listeners> {
-    let mut listeners = Vec::with_capacity(listen.len());
-    for addr in listen {
-        let listener = super::tcp::bind(*addr)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        listeners.push(listener);
-    }
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let udp = super::udp::Workers::start(
-        listen,
-        threads,
-        Arc::clone(&cell),
-        Arc::clone(&metrics),
-        limiter.map(Arc::new),
-    )?;
-    let tcp = super::tcp::Tcp::start(listeners, tcp_limits, cell, metrics);
-    for addr in listen {
-        info!(%addr, "serving DNS on {addr} over UDP and TCP");
-    }
-    Ok(Listeners { tcp, udp })
 }
 
 #[cfg(test)]
@@ -407,43 +247,5 @@ mod tests {
         let response = respond_to_bytes(&snapshot, &plain, Protocol::Udp).expect("answered");
         let message = hickory_proto::op::Message::from_vec(&response).expect("decodes");
         assert_eq!(message.metadata.response_code, ResponseCode::Refused);
-    }
-
-    #[test]
-    fn query_counts_reach_the_shared_family_past_the_counters_a_worker_keeps() {
-        let metrics = Metrics::new();
-        let mut counts = QueryCounts::new("udp");
-        // 36 types (more than a worker keeps) with names of their own (unnamed ones share the label "Unknown").
-        let types: Vec<RecordType> = (1..=u16::MAX)
-            .map(RecordType::from)
-            .filter(|t| !matches!(t, RecordType::Unknown(_)))
-            .take(36)
-            .collect();
-        assert_eq!(types.len(), 36);
-        for _ in 0..3 {
-            for qtype in &types {
-                counts.count(
-                    &metrics,
-                    ResponseCode::NoError,
-                    Some(*qtype),
-                    Instant::now(),
-                );
-            }
-            counts.count(&metrics, ResponseCode::FormErr, None, Instant::now());
-        }
-        for qtype in &types {
-            let labels = QueryLabels {
-                rcode: "NOERROR",
-                qtype: (*qtype).into(),
-                transport: "udp",
-            };
-            assert_eq!(metrics.queries.get_or_create(&labels).get(), 3, "{qtype}");
-        }
-        let labels = QueryLabels {
-            rcode: "FORMERR",
-            qtype: "none",
-            transport: "udp",
-        };
-        assert_eq!(metrics.queries.get_or_create(&labels).get(), 3);
     }
 }
