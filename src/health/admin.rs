@@ -191,22 +191,13 @@ pub fn save(path: &Path, overrides: &[SavedOverride]) -> io::Result<()> {
     std::fs::File::open(directory)?.sync_all()
 }
 
-/// What the state file holds compared with the overrides in force.
+/// What the saver has written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SaveState {
+struct SaveState {
     /// The newest version of the overrides written to the file.
-    pub saved: u64,
-    /// The newest version asked for.
-    pub wanted: u64,
-    /// Why the last write failed, while the newest version is not saved.
-    pub error: Option<String>,
-}
-
-impl SaveState {
-    /// Whether the overrides in force are all in the file.
-    pub fn is_saved(&self) -> bool {
-        self.saved >= self.wanted
-    }
+    saved: u64,
+    /// Why the last write failed, until one succeeds.
+    error: Option<String>,
 }
 
 /// Writes the state file on its own task; see the module doc.
@@ -259,8 +250,11 @@ impl Saver {
                             report.send_modify(|s| s.error = Some(e.to_string()));
                             metrics.state_unsaved.set(1);
                             // Try again after a pause, or at once for newer overrides.
-                            let _ = tokio::time::timeout(retry, wants.changed()).await;
+                            let waited = tokio::time::timeout(retry, wants.changed()).await;
                             retry = (retry * 2).min(MAX_RETRY);
+                            if matches!(waited, Ok(Err(_))) {
+                                return; // the saver is gone: nobody to write for
+                            }
                         }
                     }
                 }
@@ -273,7 +267,7 @@ impl Saver {
         }
     }
 
-    /// Asks for `overrides` to be written; the version to wait for with [`Saver::saved`].
+    /// Asks for `overrides` to be written; the version to wait for with [`Saver::ticket`].
     pub fn save(&mut self, overrides: Vec<SavedOverride>) -> u64 {
         self.version += 1;
         let version = self.version;
@@ -281,11 +275,15 @@ impl Saver {
         version
     }
 
-    /// How the file stands now.
-    pub fn state(&self) -> SaveState {
-        let mut state = self.state.borrow().clone();
-        state.wanted = self.version;
-        state
+    /// Whether every version asked for is in the file; else why the last write failed, if
+    /// one did (None while a write is under way).
+    pub fn saved(&self) -> Result<(), Option<String>> {
+        let state = self.state.borrow();
+        if state.saved >= self.version {
+            Ok(())
+        } else {
+            Err(state.error.clone())
+        }
     }
 
     /// A way to wait for version `version` to be written.

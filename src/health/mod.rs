@@ -749,14 +749,17 @@ impl Monitor {
                 }
             })
             .collect();
-        let saved = self.saver.as_ref().map(Saver::state).unwrap_or_default();
-        let in_file = saved.is_saved() && !self.unsaved;
+        let saved = match &self.saver {
+            _ if self.unsaved => Err(None),
+            Some(saver) => saver.saved(),
+            None => Ok(()),
+        };
         Status {
             generation: self.generation,
             state_file: StateFileStatus {
                 path: self.plan.server.state_file.display().to_string(),
-                saved: in_file,
-                error: saved.error.filter(|_| !in_file),
+                saved: saved.is_ok(),
+                error: saved.err().flatten(),
                 damaged: self.damaged.as_ref().map(|d| {
                     d.moved_to
                         .as_ref()
