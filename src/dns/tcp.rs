@@ -236,16 +236,12 @@ async fn serve(
             );
         }
         received.drain(..consumed);
-        if consumed > 0 {
-            message_began = None;
-        }
         if received.is_empty() {
             message_began = None;
-        } else if message_began.is_none() {
-            message_began = Some(tokio::time::Instant::now());
-        }
-        if received.is_empty() {
             connection.set_idle(true);
+        } else if consumed > 0 || message_began.is_none() {
+            // What is left is the start of a message not yet whole.
+            message_began = Some(tokio::time::Instant::now());
         }
 
         let read = if draining {

@@ -527,20 +527,19 @@ impl Monitor {
             error: report.outcome.err(),
             at: SystemTime::now(),
         });
-        let addr = member.addr;
         let Some(transition) = transition else {
             return false;
         };
-        self.transition(s, addr, transition)
+        self.transition(s, m, transition)
     }
 
-    /// Logs and counts member `addr` of service `s` changing state, and reselects the answer;
+    /// Logs and counts member `m` of service `s` changing state, and reselects the answer;
     /// true when the answer changed.
-    fn transition(&mut self, s: usize, addr: IpAddr, transition: state::Transition) -> bool {
+    fn transition(&mut self, s: usize, m: usize, transition: state::Transition) -> bool {
         let service = &self.plan.services[s];
-        if let Some(member) = self.members[s].iter().find(|m| m.addr == addr) {
-            member.counters.set_state(transition.to.index());
-        }
+        let member = &self.members[s][m];
+        member.counters.set_state(transition.to.index());
+        let addr = member.addr;
         info!(
             service = %service.name,
             member = %addr,
@@ -921,7 +920,7 @@ impl Running {
                 let reason = format!("cannot be checked: {e}");
                 if let Some(transition) =
                     self.monitor.members[s][m].health.cannot_check(reason, now)
-                    && self.monitor.transition(s, addr, transition)
+                    && self.monitor.transition(s, m, transition)
                 {
                     self.unpublished = true;
                 }
