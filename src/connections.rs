@@ -6,13 +6,32 @@
 //! Connections are admitted where they are accepted, in the order they arrive, so "oldest"
 //! is the order clients connected in. What "idle" means is the owner's to say: DNS TCP marks a connection busy while part of a
 //! message is in, the API while a request is being handled. This module only keeps the
-//! table; it never touches a socket.
+//! table, and says how long an accept loop waits after a failed accept; it never touches a
+//! socket.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::Notify;
+
+/// How long an accept loop pauses when the process is out of file descriptors or memory,
+/// instead of retrying in a busy loop while connections wait in the backlog.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// After a failed accept: a pause when it failed for want of descriptors or memory, which
+/// waiting can cure; none for anything else (a client gone before it was accepted).
+pub async fn after_failed_accept(error: &io::Error) {
+    let out_of_resources = matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    );
+    if out_of_resources {
+        tokio::time::sleep(ACCEPT_BACKOFF).await;
+    }
+}
 
 /// The open connections, oldest first.
 #[derive(Debug)]

@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use tracing::{debug, info};
 
-use crate::connections::{Admitted, Connections};
+use crate::connections::{Admitted, Connections, after_failed_accept};
 use crate::health::admin::AdminOverride;
 use crate::health::{AdminError, Control};
 use crate::metrics::Metrics;
@@ -136,8 +136,7 @@ async fn accept(
             Ok(accepted) => accepted,
             Err(error) => {
                 debug!(%error, "cannot accept an API connection");
-                // Out of descriptors or memory: pause rather than spin.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                after_failed_accept(&error).await;
                 continue;
             }
         };

@@ -31,15 +31,11 @@ use tracing::debug;
 use super::request::respond;
 use super::socket::socket_for;
 use super::wire::Protocol;
-use crate::connections::{Admitted, Connections, Entry};
+use crate::connections::{Admitted, Connections, Entry, after_failed_accept};
 use crate::dns::fast::FastPath;
 use crate::metrics::count_query;
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::snapshot::SnapshotCell;
-
-/// How long an accept loop pauses when the process is out of file descriptors, instead of
-/// retrying in a busy loop while connections wait in the backlog.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Bounds on what a shutdown still serves, so that clients that keep connecting or sending
 /// cannot hold it up: connections taken from the backlog (Linux's default `somaxconn`), and
@@ -156,9 +152,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stopping: watch:
                 }
                 Err(error) => {
                     debug!(%error, "cannot accept a TCP connection");
-                    if out_of_resources(&error) {
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    }
+                    after_failed_accept(&error).await;
                 }
             },
             () = stopped(&mut stopping) => break,
@@ -284,14 +278,6 @@ async fn serve(
             Err(error) => return debug!(%peer, %error, "TCP read failed"),
         }
     }
-}
-
-/// Whether an accept failed for want of descriptors or memory, which waiting can cure.
-fn out_of_resources(error: &std::io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
 }
 
 /// Resolves once the stop is sent (or `Tcp` is gone).
