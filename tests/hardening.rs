@@ -105,6 +105,16 @@ fn ask_on(stream: &mut TcpStream, name: &str) -> Option<Message> {
     Message::from_vec(&body).ok()
 }
 
+/// The API's base URL, and a config with the API on, `server_extra` in `[server]`, the
+/// example zone and `services`.
+fn zone_config(server_extra: &str, services: &str) -> (String, String) {
+    let (api_lines, base) = api_config(None);
+    let config = format!(
+        "[server]\n{api_lines}{server_extra}\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n{services}"
+    );
+    (base, config)
+}
+
 fn tcp_service(members: &[IpAddr], port: u16) -> String {
     service_toml(WWW, members, "tcp", port, "")
 }
@@ -123,11 +133,7 @@ fn pair(server_extra: &str) -> Pair {
     let (p, s) = (loopback_ip(), loopback_ip());
     let port = free_port(&[p, s]);
     let members = [Acceptor::start(p, port), Acceptor::start(s, port)];
-    let (api_lines, base) = api_config(None);
-    let config = format!(
-        "[server]\n{api_lines}{server_extra}\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n{}",
-        tcp_service(&[p, s], port)
-    );
+    let (base, config) = zone_config(server_extra, &tcp_service(&[p, s], port));
     Pair {
         p,
         s,
@@ -143,11 +149,7 @@ fn a_tcp_flood_on_few_descriptors_never_moves_a_member() {
     let port = free_port(&[p, s]);
     let _primary = HttpBackend::start(SocketAddr::new(p, port));
     let _standby = HttpBackend::start(SocketAddr::new(s, port));
-    let (api_lines, base) = api_config(None);
-    let config = format!(
-        "[server]\n{api_lines}\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n{}",
-        service_toml(WWW, &[p, s], "http", port, "")
-    );
+    let (base, config) = zone_config("", &service_toml(WWW, &[p, s], "http", port, ""));
     let server =
         Server::start_with_nofile(1024, &[("svc.zone", ZONE)], &config, "svc.example.test.");
     server.wait_for_members_up(2);
@@ -238,10 +240,7 @@ fn a_message_trickled_byte_by_byte_is_cut_at_tcp_io_timeout() {
 
 #[test]
 fn when_tcp_clients_are_full_the_oldest_idle_connection_makes_room() {
-    let (api_lines, base) = api_config(None);
-    let config = format!(
-        "[server]\n{api_lines}tcp_max_clients = 3\ntcp_io_timeout = \"30s\"\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n"
-    );
+    let (base, config) = zone_config("tcp_max_clients = 3\ntcp_io_timeout = \"30s\"", "");
     let server = Server::start_with_files(&[("svc.zone", ZONE)], &config, "svc.example.test.");
     let api = Api::new(&base);
     let soa = "svc.example.test.";
@@ -297,11 +296,8 @@ fn when_tcp_clients_are_full_the_oldest_idle_connection_makes_room() {
 
 #[test]
 fn the_api_cuts_slow_and_idle_clients_and_limits_bodies() {
-    let (api_lines, base) = api_config(None);
+    let (base, config) = zone_config("http_timeout = \"500ms\"", "");
     let addr: SocketAddr = base.trim_start_matches("http://").parse().expect("addr");
-    let config = format!(
-        "[server]\n{api_lines}http_timeout = \"500ms\"\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n"
-    );
     let _server = Server::start_with_files(&[("svc.zone", ZONE)], &config, "svc.example.test.");
     let api = Api::new(&base);
     assert_eq!(api.get("/healthz").0, 200);
@@ -337,12 +333,9 @@ fn the_api_cuts_slow_and_idle_clients_and_limits_bodies() {
 
 #[test]
 fn when_api_clients_are_full_the_oldest_waiting_connection_makes_room() {
-    let (api_lines, base) = api_config(None);
-    let addr: SocketAddr = base.trim_start_matches("http://").parse().expect("addr");
     // No timeout to close them: only making room can.
-    let config = format!(
-        "[server]\n{api_lines}http_timeout = \"1day\"\nhttp_max_clients = 4\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n"
-    );
+    let (base, config) = zone_config("http_timeout = \"1day\"\nhttp_max_clients = 4", "");
+    let addr: SocketAddr = base.trim_start_matches("http://").parse().expect("addr");
     let _server = Server::start_with_files(&[("svc.zone", ZONE)], &config, "svc.example.test.");
     // Four connections that never send a request.
     let mut held = Vec::new();
@@ -572,13 +565,9 @@ fn a_state_file_write_that_cannot_finish_never_stops_a_failover() {
     let _standby = Acceptor::start(s, port);
     let other_primary = Acceptor::start(q, port);
     let _other_standby = Acceptor::start(r, port);
-    let (api_lines, base) = api_config(None);
     let other = "other.svc.example.test.";
-    let config = format!(
-        "[server]\n{api_lines}\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n{}{}",
-        tcp_service(&[p, s], port),
-        service_toml(other, &[q, r], "tcp", port, "")
-    );
+    let services = tcp_service(&[p, s], port) + &service_toml(other, &[q, r], "tcp", port, "");
+    let (base, config) = zone_config("", &services);
     let server = Server::start_with_files(&[("svc.zone", ZONE)], &config, "svc.example.test.");
     server.wait_for_members_up(4);
     // A FIFO where the state file's temporary copy goes: a write to it could wait forever.
@@ -649,10 +638,7 @@ fn a_damaged_state_file_is_kept_aside_and_the_members_it_names_start_drained() {
 
 #[test]
 fn response_rate_limiting_slips_some_and_drops_the_rest_over_udp_only() {
-    let (api_lines, base) = api_config(None);
-    let config = format!(
-        "[server]\n{api_lines}rate_limit = 20\nrate_limit_slip = 2\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n"
-    );
+    let (base, config) = zone_config("rate_limit = 20\nrate_limit_slip = 2", "");
     let server = Server::start_with_files(&[("svc.zone", ZONE)], &config, "svc.example.test.");
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
     socket
@@ -726,10 +712,9 @@ fn checks_that_find_no_descriptor_are_no_result_and_move_nobody() {
     // descriptors at once, with 40 in all for the whole process.
     let port = slow_backend(Duration::from_millis(100));
     let members: Vec<IpAddr> = (0..60).map(|_| loopback_ip()).collect();
-    let (api_lines, base) = api_config(None);
-    let config = format!(
-        "[server]\n{api_lines}\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n{}",
-        service_toml(WWW, &members, "http", port, "").replace("path = \"/health\"\n", "")
+    let (base, config) = zone_config(
+        "",
+        &service_toml(WWW, &members, "http", port, "").replace("path = \"/health\"\n", ""),
     );
     let server = Server::start_with_nofile(40, &[("svc.zone", ZONE)], &config, "svc.example.test.");
     let api = Api::new(&base);
