@@ -708,14 +708,19 @@ fn slow_backend(delay: Duration) -> u16 {
 
 #[test]
 fn checks_that_find_no_descriptor_are_no_result_and_move_nobody() {
-    // 60 healthy members checked every 200 ms, each check in flight for 100 ms: about 30
-    // descriptors at once, with 40 in all for the whole process.
-    let port = slow_backend(Duration::from_millis(100));
-    let members: Vec<IpAddr> = (0..60).map(|_| loopback_ip()).collect();
-    let (base, config) = zone_config(
-        "",
-        &service_toml(WWW, &members, "http", port, "").replace("path = \"/health\"\n", ""),
-    );
+    // 100 healthy members checked every second, each check in flight for 400 ms: about 40
+    // descriptors at once, with 40 in all for the whole process. The timeout leaves 600 ms
+    // beyond the backend's delay, so that a loaded machine cannot make a check time out.
+    let port = slow_backend(Duration::from_millis(400));
+    let members: Vec<IpAddr> = (0..100).map(|_| loopback_ip()).collect();
+    let service = service_toml(WWW, &members, "http", port, "")
+        .replace("path = \"/health\"\n", "")
+        .replace(
+            "interval = \"200ms\"\ntimeout = \"200ms\"",
+            "interval = \"1s\"\ntimeout = \"1s\"",
+        );
+    assert!(service.contains("timeout = \"1s\""));
+    let (base, config) = zone_config("", &service);
     let server = Server::start_with_nofile(40, &[("svc.zone", ZONE)], &config, "svc.example.test.");
     let api = Api::new(&base);
     wait_until(
