@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 
 use crate::config::Policy;
+use crate::health::admin::AdminOverride;
 use crate::health::state::State;
 
 /// What one address family of a service answers.
@@ -52,6 +53,27 @@ impl FamilyAnswers {
     pub fn failing_open(&self) -> bool {
         self.v4.failing_open || self.v6.failing_open
     }
+}
+
+/// A member as the operator left it: its address, its health, and its override if any.
+pub type OverriddenMember = (IpAddr, State, Option<AdminOverride>);
+
+/// The members a policy chooses from, after the operator's overrides: drained members are left
+/// out unless every member is drained (then the override is ignored: answering nothing is
+/// never what an operator asked for), and forced-up members count as up whatever their checks
+/// say. `members` are one family's, in priority order.
+pub fn apply_overrides(members: &[OverriddenMember]) -> Vec<(IpAddr, State)> {
+    let all_drained = members
+        .iter()
+        .all(|(_, _, admin)| *admin == Some(AdminOverride::Drain));
+    members
+        .iter()
+        .filter(|(_, _, admin)| all_drained || *admin != Some(AdminOverride::Drain))
+        .map(|(addr, state, admin)| match admin {
+            Some(AdminOverride::ForceUp) => (*addr, State::Up),
+            _ => (*addr, *state),
+        })
+        .collect()
 }
 
 /// Chooses the answer for one family. `members` are that family's members in priority order
@@ -202,6 +224,50 @@ mod tests {
             &[ip("192.0.2.1"), ip("192.0.2.2")],
         );
         assert_eq!(sel.addresses, vec![ip("192.0.2.2")]);
+    }
+
+    #[test]
+    fn overrides_drain_and_force_up_members_before_the_policy_sees_them() {
+        use AdminOverride::{Drain, ForceUp};
+        let (a, b, c) = (ip("192.0.2.1"), ip("192.0.2.2"), ip("192.0.2.3"));
+        let cases = [
+            // No overrides: the members as they are.
+            (
+                vec![(a, State::Up, None), (b, State::Down, None)],
+                vec![(a, State::Up), (b, State::Down)],
+            ),
+            // A drained member is left out, whatever its health.
+            (
+                vec![(a, State::Up, Some(Drain)), (b, State::Up, None)],
+                vec![(b, State::Up)],
+            ),
+            // Forced up counts as up, even when down or unknown.
+            (
+                vec![
+                    (a, State::Down, Some(ForceUp)),
+                    (b, State::Unknown, Some(ForceUp)),
+                ],
+                vec![(a, State::Up), (b, State::Up)],
+            ),
+            // Every member drained: the drains are ignored, so something is still answered.
+            (
+                vec![(a, State::Up, Some(Drain)), (b, State::Down, Some(Drain))],
+                vec![(a, State::Up), (b, State::Down)],
+            ),
+            // Drain and force-up together keep their order.
+            (
+                vec![
+                    (a, State::Up, Some(Drain)),
+                    (b, State::Down, None),
+                    (c, State::Down, Some(ForceUp)),
+                ],
+                vec![(b, State::Down), (c, State::Up)],
+            ),
+        ];
+        for (members, expected) in cases {
+            assert_eq!(apply_overrides(&members), expected, "{members:?}");
+        }
+        assert!(apply_overrides(&[]).is_empty());
     }
 
     #[test]

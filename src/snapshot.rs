@@ -164,6 +164,32 @@ pub fn later_serial(a: u32, b: u32) -> u32 {
     }
 }
 
+/// A zone's serial after a restart or reload. `running` is the serial it was served with
+/// before, if it was (`None` at start), and `changed` whether its file or one of its answers
+/// changed since. A zone with services changes while it runs, so its serial never goes back
+/// (across a restart: not below the clock, which it follows as it changes); a zone without any
+/// is served with its file's serial, as any primary would.
+pub fn serial_after_reload(
+    has_services: bool,
+    file_serial: u32,
+    running: Option<u32>,
+    changed: bool,
+    clock: u32,
+) -> u32 {
+    if !has_services {
+        return file_serial;
+    }
+    let Some(old) = running else {
+        return later_serial(file_serial, clock);
+    };
+    let current = later_serial(old, file_serial);
+    if current == old && changed {
+        next_serial(old, clock)
+    } else {
+        current
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +208,33 @@ mod tests {
     fn serial_wraps_by_rfc_1982() {
         assert_eq!(next_serial(u32::MAX, 5), 5);
         assert_eq!(next_serial(u32::MAX, 0), 0);
+    }
+
+    #[test]
+    fn a_reloaded_zone_serial_never_goes_back_and_moves_when_something_changed() {
+        let clock = 1_700_000_000;
+        // (has services, file serial, running serial, changed) -> serial
+        let cases = [
+            // Static zones are their file's, even backwards.
+            ((false, 5, Some(9), true), 5),
+            ((false, 5, None, false), 5),
+            // At start: the later of file and clock.
+            ((true, 5, None, false), clock),
+            ((true, clock + 7, None, false), clock + 7),
+            // Unchanged: the running serial stays.
+            ((true, 5, Some(clock + 3), false), clock + 3),
+            // Changed: one more than the running serial, or the clock when it is ahead.
+            ((true, 5, Some(clock + 3), true), clock + 4),
+            ((true, 5, Some(clock - 100), true), clock),
+            // The operator raised the file's serial: it wins, changed or not.
+            ((true, clock + 50, Some(clock + 3), true), clock + 50),
+        ];
+        for ((services, file, running, changed), expected) in cases {
+            assert_eq!(
+                serial_after_reload(services, file, running, changed, clock),
+                expected,
+                "{services} {file} {running:?} {changed}"
+            );
+        }
     }
 }
