@@ -1,0 +1,222 @@
+//! The TOML config: the [`Plan`] the server runs, and [`load`], which reads a config file
+//! ([`schema`]), validates it ([`validate`]) and completes the plan.
+//!
+//! Everything that can be wrong with a config or a zone file is found here, at load time, and
+//! reported as `file:line: problem`; nothing downstream re-checks or fails on input. Loading is
+//! pure apart from reading files, so `check`, start-up and (later) reload share it.
+
+mod schema;
+mod validate;
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::{LowerName, Name};
+use serde::Deserialize;
+
+use crate::dns::fast::index::Prerendered;
+use crate::error::{LoadError, line_of};
+use crate::zone::StaticZone;
+use schema::RawConfig;
+use validate::Validator;
+
+/// The validated config: what the server runs, with zones already parsed.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The config file this plan came from.
+    pub path: PathBuf,
+    /// Listener settings.
+    pub server: ServerPlan,
+    /// Zones, in config order, with every service name already added to its zone's names.
+    pub zones: Vec<Arc<StaticZone>>,
+    /// Each zone's static answers in wire form (`indexes[z]` for `zones[z]`), built once its
+    /// service names are known.
+    pub indexes: Vec<Arc<Prerendered>>,
+    /// Failover services, in config order.
+    pub services: Vec<ServicePlan>,
+    /// Where answer changes are POSTed.
+    pub webhooks: Vec<WebhookPlan>,
+}
+
+/// Where and how DNS is served.
+#[derive(Debug, Clone)]
+pub struct ServerPlan {
+    /// Every address is served over both UDP and TCP.
+    pub listen: Vec<SocketAddr>,
+    /// How long an idle TCP client may hold its connection.
+    pub tcp_idle_timeout: Duration,
+    /// How long one TCP message may take to arrive, from its first byte, and a response to be
+    /// written (Knot's `tcp-io-timeout`).
+    pub tcp_io_timeout: Duration,
+    /// Most DNS TCP connections open at once; when full, the oldest idle one is closed.
+    pub tcp_max_clients: usize,
+    /// Most API connections open at once.
+    pub http_max_clients: usize,
+    /// How long an API client may take to send a request's head, counted from the
+    /// connection opening or the previous response (so also the keep-alive idle limit).
+    pub http_timeout: Duration,
+    /// Host names the API may be reached under besides its own address (the `Host` header).
+    pub http_hosts: Vec<String>,
+    /// UDP responses per second per client network (/24, /56); 0 turns the limit off.
+    pub rate_limit: u32,
+    /// Every Nth limited response is sent truncated instead of dropped; 0 drops them all.
+    pub rate_limit_slip: u32,
+    /// Answer to CHAOS TXT `id.server.`/`hostname.bind.`, so an operator can tell which
+    /// anycast or redundant node answered; empty means refused.
+    pub identity: String,
+    /// Answer to CHAOS TXT `version.server.`/`version.bind.`; empty means refused.
+    pub version: String,
+    /// Where the HTTP API listens; no API when absent.
+    pub http: Option<SocketAddr>,
+    /// The bearer token every non-GET API request must carry, when set.
+    pub http_token: Option<String>,
+    /// Where admin overrides are kept across restarts.
+    pub state_file: PathBuf,
+}
+
+/// Where failover events are POSTed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookPlan {
+    /// An http or https URL.
+    pub url: String,
+    /// Longest one delivery attempt may take.
+    pub timeout: Duration,
+    /// Attempts after the first failed one.
+    pub retries: u32,
+}
+
+/// One service name whose addresses follow member health.
+#[derive(Debug, Clone)]
+pub struct ServicePlan {
+    /// The name answered, as configured (case preserved).
+    pub name: Name,
+    /// Index into [`Plan::zones`] of the zone the name lives in.
+    pub zone: usize,
+    /// TTL of the A/AAAA answers: short, so resolvers come back soon after a failover.
+    pub ttl: u32,
+    /// How healthy members become answers.
+    pub policy: Policy,
+    /// Whether the answer moves back to an earlier member when it recovers.
+    pub failback: bool,
+    /// Member addresses, in priority order (primary first).
+    pub members: Vec<IpAddr>,
+    /// How each member is checked.
+    pub check: CheckPlan,
+}
+
+/// From member health to answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// The first healthy member, in list order, per address family.
+    Failover,
+}
+
+impl Policy {
+    /// The name the config and `/status` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Failover => "failover",
+        }
+    }
+}
+
+/// A health check applied to every member of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckPlan {
+    /// What a check does.
+    pub kind: CheckKind,
+    /// The port checked on each member's address.
+    pub port: u16,
+    /// Time between the starts of two checks of one member.
+    pub interval: Duration,
+    /// Longest a single check may take before it counts as failed.
+    pub timeout: Duration,
+    /// Consecutive successes that bring a down member up.
+    pub rise: u32,
+    /// Consecutive failures that bring an up member down.
+    pub fall: u32,
+}
+
+/// The kinds of health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// Healthy when a TCP connection to the port is accepted.
+    Tcp,
+    /// Healthy when an HTTP GET returns an expected status.
+    Http(HttpCheck),
+}
+
+/// HTTP check settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Request path, starting with `/`.
+    pub path: String,
+    /// Host header (and TLS server name); the member's address when absent.
+    pub host: Option<String>,
+    /// Statuses that count as healthy.
+    pub expect_status: RangeInclusive<u16>,
+    /// Whether an https check verifies the server's certificate.
+    pub tls_verify: bool,
+}
+
+/// Shortest check interval: 100 checks a second of one member is plenty, and below this a
+/// typo (`"1ns"`) would make the schedule check as fast as it can.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Shortest check timeout.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// Longest interval, timeout or other duration in the config: a day. Beyond it a typo
+/// (`"1000000000years"`) would mean a member never checked.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Reads the config at `path` and every zone it names, validates all of it, then adds each
+/// service name to its zone and builds the zones' wire indexes.
+pub fn load(path: &Path) -> Result<Plan, LoadError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| LoadError::in_file(path, format!("cannot read config: {e}")))?;
+    let raw: RawConfig = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map_or(1, |span| line_of(&text, span.start));
+        LoadError::at(path, line, e.message().trim_end().to_string())
+    })?;
+    let valid = Validator { path, text: &text }.validate(raw)?;
+    let mut zones = valid.zones;
+    for service in &valid.services {
+        zones[service.zone].add_name(&LowerName::new(&service.name));
+    }
+    let indexes = index_zones(&zones, &valid.services);
+    Ok(Plan {
+        path: path.to_path_buf(),
+        server: valid.server,
+        zones: zones.into_iter().map(Arc::new).collect(),
+        indexes,
+        services: valid.services,
+        webhooks: valid.webhooks,
+    })
+}
+
+/// Each zone's static answers in wire form, for the query path's fast path.
+fn index_zones(zones: &[StaticZone], services: &[ServicePlan]) -> Vec<Arc<Prerendered>> {
+    zones
+        .iter()
+        .enumerate()
+        .map(|(z, zone)| {
+            let names: HashSet<LowerName> = services
+                .iter()
+                .filter(|service| service.zone == z)
+                .map(|service| LowerName::new(&service.name))
+                .collect();
+            Arc::new(Prerendered::build(zone, &names))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

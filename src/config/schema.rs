@@ -1,0 +1,206 @@
+//! The config file's TOML schema, as serde reads it: every key, its default, and its span in
+//! the file (so validation can name the line of whatever is wrong).
+//!
+//! Only shape lives here; every rule about values is [`super::validate`]'s.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::Policy;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) server: RawServer,
+    #[serde(default)]
+    pub(super) zone: Vec<RawZone>,
+    #[serde(default)]
+    pub(super) service: Vec<RawService>,
+    #[serde(default)]
+    pub(super) notify: RawNotify,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotify {
+    #[serde(default)]
+    pub(super) webhook: Vec<RawWebhook>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebhook {
+    pub(super) url: Spanned<String>,
+    #[serde(default = "default_webhook_timeout", with = "spanned_duration")]
+    pub(super) timeout: Spanned<Duration>,
+    #[serde(default = "default_webhook_retries")]
+    pub(super) retries: u32,
+}
+
+pub(super) fn default_webhook_timeout() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(5))
+}
+
+/// Whether `value` was not written in the file (defaults carry an empty span).
+pub(super) fn is_default<T>(value: &Spanned<T>) -> bool {
+    value.span() == (0..0)
+}
+
+pub(super) fn default_webhook_retries() -> u32 {
+    3
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub(super) listen: Spanned<Vec<Spanned<String>>>,
+    #[serde(default = "default_tcp_idle_timeout", with = "spanned_duration")]
+    pub(super) tcp_idle_timeout: Spanned<Duration>,
+    #[serde(default = "default_tcp_io_timeout", with = "spanned_duration")]
+    pub(super) tcp_io_timeout: Spanned<Duration>,
+    #[serde(default = "default_tcp_max_clients")]
+    pub(super) tcp_max_clients: Spanned<u32>,
+    #[serde(default = "default_http_max_clients")]
+    pub(super) http_max_clients: Spanned<u32>,
+    #[serde(default = "default_http_timeout", with = "spanned_duration")]
+    pub(super) http_timeout: Spanned<Duration>,
+    #[serde(default)]
+    pub(super) http_hosts: Vec<Spanned<String>>,
+    #[serde(default = "default_rate_limit")]
+    pub(super) rate_limit: Spanned<u32>,
+    #[serde(default = "default_rate_limit_slip")]
+    pub(super) rate_limit_slip: Spanned<u32>,
+    #[serde(default)]
+    pub(super) identity: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) version: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) http: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) http_token: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) http_token_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) state_file: Option<String>,
+}
+
+pub(super) fn default_tcp_idle_timeout() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(10))
+}
+pub(super) fn default_tcp_io_timeout() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(2))
+}
+pub(super) fn default_tcp_max_clients() -> Spanned<u32> {
+    Spanned::new(0..0, 1000)
+}
+pub(super) fn default_http_max_clients() -> Spanned<u32> {
+    Spanned::new(0..0, 64)
+}
+pub(super) fn default_http_timeout() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(10))
+}
+pub(super) fn default_rate_limit() -> Spanned<u32> {
+    Spanned::new(0..0, 200)
+}
+pub(super) fn default_rate_limit_slip() -> Spanned<u32> {
+    Spanned::new(0..0, 2)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawZone {
+    pub(super) origin: Spanned<String>,
+    pub(super) file: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawService {
+    pub(super) name: Spanned<String>,
+    #[serde(default = "default_ttl")]
+    pub(super) ttl: Spanned<u32>,
+    #[serde(default = "default_policy")]
+    pub(super) policy: Policy,
+    #[serde(default = "default_true")]
+    pub(super) failback: bool,
+    pub(super) members: Spanned<Vec<Spanned<String>>>,
+    pub(super) check: Spanned<RawCheck>,
+}
+
+pub(super) fn default_ttl() -> Spanned<u32> {
+    Spanned::new(0..0, 5)
+}
+pub(super) fn default_policy() -> Policy {
+    Policy::Failover
+}
+pub(super) fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawKind {
+    Tcp,
+    Http,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCheck {
+    pub(super) kind: RawKind,
+    pub(super) port: Spanned<u16>,
+    pub(super) path: Option<Spanned<String>>,
+    pub(super) host: Option<Spanned<String>>,
+    pub(super) scheme: Option<Spanned<String>>,
+    pub(super) expect_status: Option<Spanned<RawStatus>>,
+    pub(super) tls_verify: Option<Spanned<bool>>,
+    #[serde(default = "default_interval", with = "spanned_duration")]
+    pub(super) interval: Spanned<Duration>,
+    #[serde(default = "default_timeout", with = "spanned_duration")]
+    pub(super) timeout: Spanned<Duration>,
+    #[serde(default = "default_threshold")]
+    pub(super) rise: Spanned<u32>,
+    #[serde(default = "default_threshold")]
+    pub(super) fall: Spanned<u32>,
+}
+
+pub(super) fn default_interval() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(1))
+}
+pub(super) fn default_timeout() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_millis(500))
+}
+pub(super) fn default_threshold() -> Spanned<u32> {
+    Spanned::new(0..0, 2)
+}
+
+/// `expect_status = 204` or `expect_status = "200-299"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawStatus {
+    One(u16),
+    Range(String),
+}
+
+/// humantime durations ("500ms", "1s") that keep their position for error messages.
+pub(super) mod spanned_duration {
+    use std::time::Duration;
+    use toml::Spanned;
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Spanned<Duration>, D::Error> {
+        let text: Spanned<String> = serde::Deserialize::deserialize(d)?;
+        let span = text.span();
+        humantime::parse_duration(text.get_ref())
+            .map(|duration| Spanned::new(span, duration))
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "invalid duration {:?}: {e} (write e.g. \"500ms\" or \"2s\")",
+                    text.get_ref()
+                ))
+            })
+    }
+}

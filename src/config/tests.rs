@@ -1,0 +1,296 @@
+
+use super::*;
+
+const ZONE: &str = "$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 900 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.1\nmail IN A 192.0.2.5\n";
+
+fn write_config(config: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("z.zone"), ZONE).expect("zone");
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, config).expect("config");
+    (dir, path)
+}
+
+fn config_with_service(service: &str) -> String {
+    format!(
+        "[server]\nlisten = [\"127.0.0.1:5300\"]\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"z.zone\"\n\n[[service]]\n{service}"
+    )
+}
+
+const SERVICE: &str = "name = \"www.svc.example.test.\"\nmembers = [\"192.0.2.11\", \"2001:db8::12\"]\n[service.check]\nkind = \"tcp\"\nport = 80\n";
+
+fn error_for(config: &str) -> LoadError {
+    let (_dir, path) = write_config(config);
+    load(&path).expect_err("config must be rejected")
+}
+
+#[test]
+fn loads_a_good_config_with_defaults() {
+    let (_dir, path) = write_config(&config_with_service(SERVICE));
+    let plan = load(&path).expect("loads");
+    let service = &plan.services[0];
+    assert_eq!(service.ttl, 5);
+    assert!(service.failback);
+    assert_eq!(service.check.interval, Duration::from_secs(1));
+    assert_eq!(service.check.timeout, Duration::from_millis(500));
+    assert_eq!((service.check.rise, service.check.fall), (2, 2));
+    let key = LowerName::new(&service.name);
+    assert!(
+        plan.zones[0].exists(&key),
+        "service name must exist in its zone"
+    );
+}
+
+#[test]
+fn identity_longer_than_a_txt_string_names_its_line() {
+    let long = "x".repeat(256);
+    let err = error_for(&format!(
+        "[server]\nlisten = [\"127.0.0.1:5300\"]\nidentity = \"{long}\"\n"
+    ));
+    assert_eq!(err.line, Some(3));
+    assert!(err.message.contains("255 bytes"), "{err}");
+}
+
+#[test]
+fn an_api_off_loopback_needs_a_token() {
+    let err = error_for("[server]\nlisten = [\"127.0.0.1:5300\"]\nhttp = \"0.0.0.0:8053\"\n");
+    assert_eq!(err.line, Some(3));
+    assert!(err.message.contains("set http_token"), "{err}");
+    let (_dir, path) = write_config(
+        "[server]\nlisten = [\"127.0.0.1:5300\"]\nhttp = \"0.0.0.0:8053\"\nhttp_token = \"t\"\n",
+    );
+    let plan = load(&path).expect("a token makes it acceptable");
+    assert_eq!(plan.server.http_token.as_deref(), Some("t"));
+    assert!(plan.server.state_file.ends_with("failover-dns.state.json"));
+}
+
+#[test]
+fn token_file_is_read_trimmed_and_exclusive_with_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("token"), "from-file\n").expect("token");
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[server]\nlisten = [\"127.0.0.1:5300\"]\nhttp = \"127.0.0.1:8053\"\nhttp_token_file = \"token\"\n").expect("config");
+    assert_eq!(
+        load(&path).expect("loads").server.http_token.as_deref(),
+        Some("from-file")
+    );
+    std::fs::write(&path, "[server]\nlisten = [\"127.0.0.1:5300\"]\nhttp_token = \"a\"\nhttp_token_file = \"token\"\n").expect("config");
+    let err = load(&path).expect_err("both");
+    assert_eq!(err.line, Some(4));
+}
+
+#[test]
+fn a_defaulted_timeout_above_the_interval_is_blamed_on_the_interval_line() {
+    let err = error_for(&config_with_service(
+        &SERVICE.replace("port = 80", "port = 80\ninterval = \"200ms\""),
+    ));
+    assert_eq!(err.line, Some(14), "{err}");
+    assert!(
+        err.message
+            .contains("timeout defaults to 500ms, which is above interval 200ms"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_webhook_timeout_names_its_own_line() {
+    let err = error_for(
+        "[server]\nlisten = [\"127.0.0.1:5300\"]\n\n[[notify.webhook]]\nurl = \"http://x\"\ntimeout = \"0s\"\n",
+    );
+    assert_eq!(err.line, Some(6), "{err}");
+    assert!(
+        err.message.contains("webhook timeout 0s is out of range"),
+        "{err}"
+    );
+}
+
+#[test]
+fn webhook_url_must_be_http() {
+    let err = error_for(
+        "[server]\nlisten = [\"127.0.0.1:5300\"]\n\n[[notify.webhook]]\nurl = \"ftp://x\"\n",
+    );
+    assert_eq!(err.line, Some(5));
+    assert!(err.message.contains("invalid webhook url"), "{err}");
+}
+
+#[test]
+fn toml_syntax_error_names_the_line() {
+    let err = error_for("[server]\nlisten = [\"127.0.0.1:5300\"\n");
+    assert_eq!(err.line, Some(2), "{err}");
+    assert!(err.to_string().contains("c.toml:2:"), "{err}");
+}
+
+#[test]
+fn unknown_key_names_its_line() {
+    let err = error_for(&config_with_service(
+        &SERVICE.replace("port = 80", "port = 80\nintreval = \"1s\""),
+    ));
+    assert_eq!(err.line, Some(14), "{err}");
+    assert!(err.message.contains("intreval"), "{err}");
+}
+
+#[test]
+fn bad_member_names_its_line() {
+    let err = error_for(&config_with_service(
+        &SERVICE.replace("2001:db8::12", "host.example"),
+    ));
+    assert_eq!(err.line, Some(10), "{err}");
+    assert!(err.message.contains("not an IP address"), "{err}");
+}
+
+#[test]
+fn service_outside_every_zone_is_rejected() {
+    let err = error_for(&config_with_service(
+        &SERVICE.replace("www.svc.example.test.", "www.elsewhere.test."),
+    ));
+    assert_eq!(err.line, Some(9), "{err}");
+    assert!(
+        err.message.contains("not inside any configured zone"),
+        "{err}"
+    );
+}
+
+#[test]
+fn service_clashing_with_static_records_is_rejected() {
+    let err = error_for(&config_with_service(&SERVICE.replace("www.", "mail.")));
+    assert!(
+        err.message.contains("clashes with the static A records"),
+        "{err}"
+    );
+}
+
+#[test]
+fn timeout_longer_than_interval_is_rejected() {
+    let err = error_for(&config_with_service(&SERVICE.replace(
+        "port = 80",
+        "port = 80\ninterval = \"1s\"\ntimeout = \"2s\"",
+    )));
+    assert_eq!(err.line, Some(15), "{err}");
+}
+
+#[test]
+fn http_keys_on_tcp_check_are_rejected() {
+    let err = error_for(&config_with_service(
+        &SERVICE.replace("port = 80", "port = 80\npath = \"/health\""),
+    ));
+    assert!(err.message.contains("only to kind = \"http\""), "{err}");
+}
+
+#[test]
+fn http_check_parses_status_range() {
+    let (_dir, path) = write_config(&config_with_service(&SERVICE.replace(
+        "kind = \"tcp\"",
+        "kind = \"http\"\npath = \"/health\"\nexpect_status = \"200-204\"",
+    )));
+    let plan = load(&path).expect("loads");
+    match &plan.services[0].check.kind {
+        CheckKind::Http(http) => assert_eq!(http.expect_status, 200..=204),
+        other => panic!("expected http check, got {other:?}"),
+    }
+}
+
+#[test]
+fn nonsense_intervals_and_timeouts_name_their_line() {
+    for (setting, expected) in [
+        (
+            "interval = \"1ns\"",
+            "check interval 1ns is out of range 10ms..=1day",
+        ),
+        (
+            "interval = \"1000000000years\"",
+            "is out of range 10ms..=1day",
+        ),
+        (
+            "timeout = \"0s\"",
+            "check timeout 0s is out of range 1ms..=1day",
+        ),
+    ] {
+        let err = error_for(&config_with_service(
+            &SERVICE.replace("port = 80", &format!("port = 80\n{setting}")),
+        ));
+        assert_eq!(err.line, Some(14), "{setting}: {err}");
+        assert!(err.message.contains(expected), "{setting}: {err}");
+    }
+}
+
+#[test]
+fn server_limits_out_of_range_name_their_line() {
+    for (setting, expected) in [
+        (
+            "tcp_io_timeout = \"0s\"",
+            "tcp_io_timeout 0s is out of range",
+        ),
+        (
+            "tcp_idle_timeout = \"2days\"",
+            "tcp_idle_timeout 2days is out of range",
+        ),
+        ("http_timeout = \"0s\"", "http_timeout 0s is out of range"),
+        (
+            "tcp_max_clients = 0",
+            "tcp_max_clients 0 is out of range 1..=1000000",
+        ),
+        ("http_max_clients = 0", "http_max_clients 0 is out of range"),
+        (
+            "rate_limit_slip = 11",
+            "rate_limit_slip 11 is out of range 0..=10",
+        ),
+        ("http_hosts = [\"evil example\"]", "is not a host name"),
+    ] {
+        let err = error_for(&format!(
+            "[server]\nlisten = [\"127.0.0.1:5300\"]\n{setting}\n"
+        ));
+        assert_eq!(err.line, Some(3), "{setting}: {err}");
+        assert!(err.message.contains(expected), "{setting}: {err}");
+    }
+    let (_dir, path) = write_config("[server]\nlisten = [\"127.0.0.1:5300\"]\n");
+    let server = load(&path).expect("defaults").server;
+    assert_eq!(
+        (
+            server.tcp_max_clients,
+            server.http_max_clients,
+            server.rate_limit,
+            server.rate_limit_slip
+        ),
+        (1000, 64, 200, 2)
+    );
+    assert_eq!(server.tcp_io_timeout, Duration::from_secs(2));
+    assert_eq!(server.http_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn a_zone_file_that_is_a_device_is_refused_at_its_config_line() {
+    let err = error_for(
+        "[server]\nlisten = [\"127.0.0.1:5300\"]\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"/dev/zero\"\n",
+    );
+    assert_eq!(err.line, Some(6), "{err}");
+    assert!(err.message.contains("is not a regular file"), "{err}");
+}
+
+#[test]
+fn many_services_validate_with_each_name_checked_once() {
+    // Twice the same name among many is still found (by the set that replaced the scan).
+    let mut services = SERVICE.to_string();
+    for i in 0..2000 {
+        let name = format!("s{i}.");
+        services.push_str(&format!("[[service]]\n{}", SERVICE.replace("www.", &name)));
+    }
+    services.push_str(&format!(
+        "[[service]]\n{}",
+        SERVICE.replace("www.", "s1234.")
+    ));
+    let err = error_for(&config_with_service(&services));
+    assert!(
+        err.message
+            .contains("s1234.svc.example.test. is configured twice"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_duration_names_its_line() {
+    let err = error_for(&config_with_service(
+        &SERVICE.replace("port = 80", "port = 80\ninterval = \"soon\""),
+    ));
+    assert_eq!(err.line, Some(14), "{err}");
+    assert!(err.message.contains("invalid duration"), "{err}");
+}

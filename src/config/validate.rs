@@ -1,0 +1,516 @@
+//! Validation: from the raw config to the plan's parts, every problem reported as
+//! `file:line: problem` with what to do.
+//!
+//! Pure apart from reading the zone files and token file it names: it changes nothing it was
+//! given, and what follows from a valid config (service names added to their zones, the
+//! zones' wire indexes) is done after it, by [`super::load`].
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::{Range, RangeInclusive};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hickory_proto::rr::{LowerName, Name, RecordType};
+use toml::Spanned;
+
+use super::schema::{
+    RawCheck, RawConfig, RawKind, RawServer, RawService, RawStatus, RawWebhook, RawZone, is_default,
+};
+use super::{
+    CheckKind, CheckPlan, HttpCheck, MAX_DURATION, MIN_INTERVAL, MIN_TIMEOUT, ServerPlan,
+    ServicePlan, WebhookPlan,
+};
+use crate::error::{LoadError, line_of};
+use crate::zone::{self, StaticZone};
+
+/// A valid config, before its service names are added to their zones.
+pub(super) struct Validated {
+    pub(super) server: ServerPlan,
+    pub(super) zones: Vec<StaticZone>,
+    pub(super) services: Vec<ServicePlan>,
+    pub(super) webhooks: Vec<WebhookPlan>,
+}
+
+/// Validates a raw config; knows the text so each error can name its line.
+pub(super) struct Validator<'a> {
+    pub(super) path: &'a Path,
+    pub(super) text: &'a str,
+}
+
+impl Validator<'_> {
+    fn error(&self, span: Range<usize>, message: impl Into<String>) -> LoadError {
+        LoadError::at(self.path, line_of(self.text, span.start), message)
+    }
+
+    /// Every part of the config, validated.
+    pub(super) fn validate(&self, raw: RawConfig) -> Result<Validated, LoadError> {
+        let server = self.server(raw.server)?;
+        let mut zones = Vec::new();
+        for raw_zone in raw.zone {
+            zones.push(self.zone(raw_zone, &zones)?);
+        }
+        let mut services: Vec<ServicePlan> = Vec::with_capacity(raw.service.len());
+        // Names seen so far: a set, so 100,000 services validate in linear time.
+        let mut names: HashSet<LowerName> = HashSet::with_capacity(raw.service.len());
+        for raw_service in raw.service {
+            let service = self.service(raw_service, &zones, &mut names)?;
+            services.push(service);
+        }
+        let webhooks = raw
+            .notify
+            .webhook
+            .into_iter()
+            .map(|hook| self.webhook(hook))
+            .collect::<Result<_, _>>()?;
+        Ok(Validated {
+            server,
+            zones,
+            services,
+            webhooks,
+        })
+    }
+
+    fn webhook(&self, raw: RawWebhook) -> Result<WebhookPlan, LoadError> {
+        let url = raw.url.get_ref();
+        let valid = reqwest::Url::parse(url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !valid {
+            return Err(self.error(
+                raw.url.span(),
+                format!(
+                    "invalid webhook url {url:?}; write e.g. \"https://alerts.example.com/hook\""
+                ),
+            ));
+        }
+        let timeout = self.bounded(&raw.timeout, "webhook timeout", MIN_TIMEOUT..=MAX_DURATION)?;
+        Ok(WebhookPlan {
+            url: url.clone(),
+            timeout,
+            retries: raw.retries,
+        })
+    }
+
+    fn server(&self, raw: RawServer) -> Result<ServerPlan, LoadError> {
+        if raw.listen.get_ref().is_empty() {
+            return Err(self.error(
+                raw.listen.span(),
+                "`listen` is empty; give at least one address, e.g. [\"127.0.0.1:5300\"]",
+            ));
+        }
+        let mut listen = Vec::new();
+        for addr in raw.listen.into_inner() {
+            let parsed: SocketAddr = addr.get_ref().parse().map_err(|_| {
+                self.error(addr.span(), format!("invalid listen address {:?}; write IP:PORT, e.g. \"127.0.0.1:5300\" or \"[::1]:5300\"", addr.get_ref()))
+            })?;
+            if listen.contains(&parsed) {
+                return Err(self.error(
+                    addr.span(),
+                    format!("listen address {parsed} is given twice"),
+                ));
+            }
+            listen.push(parsed);
+        }
+        let txt = |value: Option<Spanned<String>>, default: String, key: &str| {
+            let Some(value) = value else {
+                return Ok(default);
+            };
+            if value.get_ref().len() > 255 {
+                return Err(self.error(
+                    value.span(),
+                    format!("{key} is longer than the 255 bytes a TXT string holds"),
+                ));
+            }
+            Ok(value.into_inner())
+        };
+        let identity = txt(raw.identity, String::new(), "identity")?;
+        let version = txt(
+            raw.version,
+            format!("failover-dns {}", env!("CARGO_PKG_VERSION")),
+            "version",
+        )?;
+        let http = match &raw.http {
+            None => None,
+            Some(addr) => Some(addr.get_ref().parse::<SocketAddr>().map_err(|_| {
+                self.error(
+                    addr.span(),
+                    format!(
+                        "invalid http address {:?}; write IP:PORT, e.g. \"127.0.0.1:8053\"",
+                        addr.get_ref()
+                    ),
+                )
+            })?),
+        };
+        let http_token = match (raw.http_token, raw.http_token_file) {
+            (Some(_), Some(file)) => {
+                return Err(self.error(file.span(), "set http_token or http_token_file, not both"));
+            }
+            (Some(token), None) => Some(token),
+            (None, Some(file)) => {
+                let path = self.relative_path(file.get_ref());
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    self.error(
+                        file.span(),
+                        format!("cannot read http_token_file {}: {e}", path.display()),
+                    )
+                })?;
+                Some(Spanned::new(file.span(), text.trim().to_string()))
+            }
+            (None, None) => None,
+        };
+        if let Some(token) = &http_token
+            && token.get_ref().is_empty()
+        {
+            return Err(self.error(token.span(), "the http token is empty"));
+        }
+        if let (Some(addr), Some(raw_addr), None) = (http, &raw.http, &http_token)
+            && !addr.ip().is_loopback()
+        {
+            return Err(self.error(
+                raw_addr.span(),
+                format!("http = {addr} is not a loopback address, so set http_token or http_token_file: without a token anyone who reaches it could drain members or reload the config"),
+            ));
+        }
+        let state_file = self.relative_path(
+            raw.state_file
+                .as_deref()
+                .unwrap_or("failover-dns.state.json"),
+        );
+        let tcp_idle_timeout = self.bounded(
+            &raw.tcp_idle_timeout,
+            "tcp_idle_timeout",
+            MIN_TIMEOUT..=MAX_DURATION,
+        )?;
+        let tcp_io_timeout = self.bounded(
+            &raw.tcp_io_timeout,
+            "tcp_io_timeout",
+            MIN_TIMEOUT..=MAX_DURATION,
+        )?;
+        let http_timeout = self.bounded(
+            &raw.http_timeout,
+            "http_timeout",
+            MIN_TIMEOUT..=MAX_DURATION,
+        )?;
+        let count = |raw: &Spanned<u32>, key: &str, range: RangeInclusive<u32>| {
+            if range.contains(raw.get_ref()) {
+                return Ok(*raw.get_ref());
+            }
+            Err(self.error(
+                raw.span(),
+                format!(
+                    "{key} {} is out of range {}..={}",
+                    raw.get_ref(),
+                    range.start(),
+                    range.end()
+                ),
+            ))
+        };
+        let tcp_max_clients = count(&raw.tcp_max_clients, "tcp_max_clients", 1..=1_000_000)?;
+        let http_max_clients = count(&raw.http_max_clients, "http_max_clients", 1..=10_000)?;
+        let rate_limit = count(&raw.rate_limit, "rate_limit", 0..=10_000_000)?;
+        let rate_limit_slip = count(&raw.rate_limit_slip, "rate_limit_slip", 0..=10)?;
+        let mut http_hosts = Vec::new();
+        for host in raw.http_hosts {
+            let name = host.get_ref().trim_end_matches('.').to_ascii_lowercase();
+            let valid = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+            if !valid {
+                return Err(self.error(
+                    host.span(),
+                    format!(
+                        "http_hosts entry {:?} is not a host name; write the name clients use, e.g. \"fdns.example.net\"",
+                        host.get_ref()
+                    ),
+                ));
+            }
+            http_hosts.push(name);
+        }
+        Ok(ServerPlan {
+            listen,
+            tcp_idle_timeout,
+            tcp_io_timeout,
+            tcp_max_clients: tcp_max_clients as usize,
+            http_max_clients: http_max_clients as usize,
+            http_timeout,
+            http_hosts,
+            rate_limit,
+            rate_limit_slip,
+            identity,
+            version,
+            http,
+            http_token: http_token.map(Spanned::into_inner),
+            state_file,
+        })
+    }
+
+    fn zone(&self, raw: RawZone, earlier: &[StaticZone]) -> Result<StaticZone, LoadError> {
+        let origin = self.fqdn(&raw.origin, "zone origin")?;
+        if earlier
+            .iter()
+            .any(|z| z.origin_key == LowerName::new(&origin))
+        {
+            return Err(self.error(
+                raw.origin.span(),
+                format!("zone {origin} is configured twice"),
+            ));
+        }
+        let file = self.relative_path(raw.file.get_ref());
+        let problem = match std::fs::metadata(&file) {
+            Err(_) => Some("does not exist (relative paths are relative to the config file)"),
+            Ok(metadata) if !metadata.is_file() => Some(
+                "is not a regular file (a device, FIFO or directory); zone files must be regular files",
+            ),
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
+            return Err(self.error(
+                raw.file.span(),
+                format!("zone file {} {problem}", file.display()),
+            ));
+        }
+        zone::load(&file, &origin)
+    }
+
+    fn service(
+        &self,
+        raw: RawService,
+        zones: &[StaticZone],
+        names: &mut HashSet<LowerName>,
+    ) -> Result<ServicePlan, LoadError> {
+        let name = self.fqdn(&raw.name, "service name")?;
+        let key = LowerName::new(&name);
+        let span = raw.name.span();
+        if !names.insert(key.clone()) {
+            return Err(self.error(span, format!("service {name} is configured twice")));
+        }
+        let zone_index = zones
+            .iter()
+            .enumerate()
+            .filter(|(_, z)| z.origin_key.zone_of(&key))
+            .max_by_key(|(_, z)| z.origin_key.num_labels())
+            .map(|(i, _)| i)
+            .ok_or_else(|| self.error(span.clone(), format!("service {name} is not inside any configured zone; add a [[zone]] for its parent or fix the name")))?;
+        let zone = &zones[zone_index];
+        if let Some(cut) = zone.enclosing_cut(&key) {
+            return Err(self.error(span, format!("service {name} is at or below the delegation {cut}, which this server does not answer for")));
+        }
+        if let Some(node) = zone.nodes.get(&key) {
+            for rtype in [RecordType::A, RecordType::AAAA, RecordType::CNAME] {
+                if node.rrset(rtype).is_some() {
+                    return Err(self.error(span, format!("service {name} clashes with the static {rtype} records for it in the zone file; remove them from the zone or rename the service")));
+                }
+            }
+        }
+        if !(1..=i32::MAX as u32).contains(raw.ttl.get_ref()) {
+            return Err(self.error(
+                raw.ttl.span(),
+                format!("ttl {} is out of range 1..=2147483647", raw.ttl.get_ref()),
+            ));
+        }
+
+        let members_span = raw.members.span();
+        let mut members = Vec::new();
+        for member in raw.members.into_inner() {
+            let addr: IpAddr = member.get_ref().parse().map_err(|_| {
+                self.error(member.span(), format!("member {:?} is not an IP address; members are IPv4 or IPv6 addresses, e.g. \"192.0.2.10\"", member.get_ref()))
+            })?;
+            if members.contains(&addr) {
+                return Err(self.error(member.span(), format!("member {addr} is listed twice")));
+            }
+            members.push(addr);
+        }
+        if members.is_empty() {
+            return Err(self.error(
+                members_span,
+                format!("service {name} has no members; list the primary first, then standbys"),
+            ));
+        }
+
+        let check = self.check(raw.check.into_inner())?;
+        Ok(ServicePlan {
+            name,
+            zone: zone_index,
+            ttl: raw.ttl.into_inner(),
+            policy: raw.policy,
+            failback: raw.failback,
+            members,
+            check,
+        })
+    }
+
+    fn check(&self, raw: RawCheck) -> Result<CheckPlan, LoadError> {
+        if *raw.port.get_ref() == 0 {
+            return Err(self.error(raw.port.span(), "check port must be 1..=65535"));
+        }
+        let kind = match raw.kind {
+            RawKind::Tcp => {
+                let http_only = [
+                    raw.path.as_ref().map(|s| ("path", s.span())),
+                    raw.host.as_ref().map(|s| ("host", s.span())),
+                    raw.scheme.as_ref().map(|s| ("scheme", s.span())),
+                    raw.expect_status
+                        .as_ref()
+                        .map(|s| ("expect_status", s.span())),
+                    raw.tls_verify.as_ref().map(|s| ("tls_verify", s.span())),
+                ];
+                if let Some((key, span)) = http_only.into_iter().flatten().next() {
+                    return Err(self.error(
+                        span,
+                        format!("`{key}` applies only to kind = \"http\" checks"),
+                    ));
+                }
+                CheckKind::Tcp
+            }
+            RawKind::Http => CheckKind::Http(self.http_check(&raw)?),
+        };
+        let interval =
+            self.bounded(&raw.interval, "check interval", MIN_INTERVAL..=MAX_DURATION)?;
+        let timeout = self.bounded(&raw.timeout, "check timeout", MIN_TIMEOUT..=MAX_DURATION)?;
+        if timeout > interval {
+            // A defaulted timeout has no line of its own: blame the interval that undercuts it.
+            let error = if is_default(&raw.timeout) {
+                self.error(
+                    raw.interval.span(),
+                    format!(
+                        "timeout defaults to {}, which is above interval {}; set timeout to at most the interval",
+                        humantime::format_duration(timeout),
+                        humantime::format_duration(interval)
+                    ),
+                )
+            } else {
+                self.error(
+                    raw.timeout.span(),
+                    format!(
+                        "check timeout must be at most the interval ({})",
+                        humantime::format_duration(interval)
+                    ),
+                )
+            };
+            return Err(error);
+        }
+        for threshold in [&raw.rise, &raw.fall] {
+            if !(1..=1000).contains(threshold.get_ref()) {
+                return Err(self.error(threshold.span(), "rise and fall must be 1..=1000"));
+            }
+        }
+        Ok(CheckPlan {
+            kind,
+            port: raw.port.into_inner(),
+            interval,
+            timeout,
+            rise: raw.rise.into_inner(),
+            fall: raw.fall.into_inner(),
+        })
+    }
+
+    fn http_check(&self, raw: &RawCheck) -> Result<HttpCheck, LoadError> {
+        let scheme = match &raw.scheme {
+            None => "http".to_string(),
+            Some(s) if s.get_ref() == "http" || s.get_ref() == "https" => s.get_ref().clone(),
+            Some(s) => {
+                return Err(self.error(
+                    s.span(),
+                    format!("scheme {:?} is not \"http\" or \"https\"", s.get_ref()),
+                ));
+            }
+        };
+        let path = match &raw.path {
+            None => "/".to_string(),
+            Some(p) if p.get_ref().starts_with('/') => p.get_ref().clone(),
+            Some(p) => {
+                return Err(self.error(
+                    p.span(),
+                    format!("path {:?} must start with '/'", p.get_ref()),
+                ));
+            }
+        };
+        let host = match &raw.host {
+            None => None,
+            Some(h) if !h.get_ref().is_empty() && !h.get_ref().contains(['/', ' ']) => {
+                Some(h.get_ref().clone())
+            }
+            Some(h) => {
+                return Err(self.error(
+                    h.span(),
+                    format!("host {:?} is not a host name", h.get_ref()),
+                ));
+            }
+        };
+        let expect_status = match &raw.expect_status {
+            None => 200..=399,
+            Some(s) => self.status_range(s)?,
+        };
+        Ok(HttpCheck {
+            scheme,
+            path,
+            host,
+            expect_status,
+            tls_verify: raw.tls_verify.as_ref().is_none_or(|v| *v.get_ref()),
+        })
+    }
+
+    fn status_range(&self, raw: &Spanned<RawStatus>) -> Result<RangeInclusive<u16>, LoadError> {
+        let bad = || {
+            self.error(raw.span(), "expect_status must be a status like 200 or a range like \"200-299\" within 100..=599")
+        };
+        let (low, high) = match raw.get_ref() {
+            RawStatus::One(code) => (*code, *code),
+            RawStatus::Range(text) => {
+                let (low, high) = text.split_once('-').unwrap_or((text, text));
+                let low = low.trim().parse().map_err(|_| bad())?;
+                let high = high.trim().parse().map_err(|_| bad())?;
+                (low, high)
+            }
+        };
+        if !(100..=599).contains(&low) || !(low..=599).contains(&high) {
+            return Err(bad());
+        }
+        Ok(low..=high)
+    }
+
+    /// `raw`'s duration, if it lies in `range`; else an error naming `what` and the range.
+    fn bounded(
+        &self,
+        raw: &Spanned<Duration>,
+        what: &str,
+        range: RangeInclusive<Duration>,
+    ) -> Result<Duration, LoadError> {
+        let value = *raw.get_ref();
+        if range.contains(&value) {
+            return Ok(value);
+        }
+        Err(self.error(
+            raw.span(),
+            format!(
+                "{what} {} is out of range {}..={}",
+                humantime::format_duration(value),
+                humantime::format_duration(*range.start()),
+                humantime::format_duration(*range.end())
+            ),
+        ))
+    }
+
+    fn fqdn(&self, raw: &Spanned<String>, what: &str) -> Result<Name, LoadError> {
+        let mut name = Name::from_ascii(raw.get_ref()).map_err(|e| {
+            self.error(
+                raw.span(),
+                format!("{what} {:?} is not a valid domain name: {e}", raw.get_ref()),
+            )
+        })?;
+        if name.is_root() || raw.get_ref().is_empty() {
+            return Err(self.error(raw.span(), format!("{what} must not be the root")));
+        }
+        name.set_fqdn(true);
+        Ok(name)
+    }
+
+    fn relative_path(&self, file: &str) -> PathBuf {
+        let file = Path::new(file);
+        if file.is_absolute() {
+            return file.to_path_buf();
+        }
+        self.path.parent().unwrap_or(Path::new(".")).join(file)
+    }
+}
