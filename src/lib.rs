@@ -32,11 +32,25 @@ use crate::health::Monitor;
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
 
+/// Why the server could not start; each names what could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The signal handlers (SIGHUP, SIGTERM, SIGINT) could not be installed.
+    #[error("cannot handle signals: {0}")]
+    Signals(#[source] std::io::Error),
+    /// A DNS listener could not be bound (the message names the address).
+    #[error("{0}")]
+    Dns(#[source] std::io::Error),
+    /// The HTTP API could not be bound (the message names the address).
+    #[error("{0}")]
+    Api(#[source] std::io::Error),
+}
+
 /// Serves `plan` until SIGINT or SIGTERM, reloading it on SIGHUP; on shutdown stops accepting
 /// queries, lets in-flight ones finish and returns.
-pub async fn run(plan: Plan) -> anyhow::Result<()> {
+pub async fn run(plan: Plan) -> Result<(), StartError> {
     // Before anything else, so a SIGHUP during start-up reloads instead of killing us.
-    let mut signals = Signals::new()?;
+    let mut signals = Signals::new().map_err(StartError::Signals)?;
     let metrics = Arc::new(Metrics::new());
     let (saved, damaged) = match health::admin::load(&plan.server.state_file) {
         Ok(saved) => (saved, None),
@@ -63,7 +77,8 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
         Arc::clone(&cell),
         Arc::clone(&metrics),
     )
-    .await?;
+    .await
+    .map_err(StartError::Dns)?;
     let (control, checks) = monitor.start(cell);
     let reloader = Reloader::new(
         plan.path.clone(),
@@ -88,7 +103,8 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
                     timeout: plan.server.http_timeout,
                 },
             )
-            .await?,
+            .await
+            .map_err(StartError::Api)?,
         ),
         None => None,
     };

@@ -1,12 +1,15 @@
 //! The `failover-dns` command: parses arguments, calls the library, maps errors to exit codes.
 
+mod cli;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use failover_dns::api::client;
+
+use cli::{client, table};
 
 /// Authoritative DNS that moves service names from a failed primary to a healthy standby.
 #[derive(Parser)]
@@ -104,7 +107,7 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        _ => exit_code(runtime().and_then(|rt| rt.block_on(failover_dns::run(plan)))),
+        _ => exit_code(runtime().and_then(|rt| Ok(rt.block_on(failover_dns::run(plan))?))),
     }
 }
 
@@ -144,7 +147,7 @@ async fn client(command: &Command, args: &ApiArgs, config: &Path) -> anyhow::Res
     match command {
         Command::Status { .. } => {
             let status = client::status(&api).await?;
-            print!("{}", client::render_table(&status));
+            print!("{}", table::render_table(&status));
         }
         Command::Drain {
             service, member, ..

@@ -18,8 +18,26 @@ use tokio::sync::Mutex;
 use tracing::{error, info, warn};
 
 use crate::config::{self, ServerPlan};
+use crate::error::LoadError;
 use crate::health::{Control, ReloadSummary};
 use crate::metrics::{Metrics, ResultLabels};
+
+/// Why a reload was rejected; the running config keeps serving.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReloadError {
+    /// The config or a zone it names is bad (`file:line: problem`).
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The task reading the files panicked or was cancelled.
+    #[error("reload task failed: {0}")]
+    Task(String),
+    /// The check plane has stopped (the server is shutting down).
+    #[error("the check plane has stopped")]
+    Stopped,
+}
+
+/// What a reload did, or why it was rejected.
+pub type ReloadResult = Result<ReloadSummary, ReloadError>;
 
 /// Everything a reload needs; cheap to clone into each caller.
 #[derive(Clone)]
@@ -32,8 +50,9 @@ pub struct Reloader {
     metrics: Arc<Metrics>,
     /// Reload requests so far, numbered from 1.
     requested: Arc<AtomicU64>,
-    /// Held while a reload runs: the newest request it covered and its result.
-    last: Arc<Mutex<(u64, Result<ReloadSummary, String>)>>,
+    /// Held while a reload runs: the newest request the last reload covered, and its result
+    /// (none before the first).
+    last: Arc<Mutex<(u64, Option<ReloadResult>)>>,
 }
 
 impl Reloader {
@@ -50,26 +69,28 @@ impl Reloader {
             control,
             metrics,
             requested: Arc::new(AtomicU64::new(0)),
-            last: Arc::new(Mutex::new((0, Err(String::new())))),
+            last: Arc::new(Mutex::new((0, None))),
         }
     }
 
     /// Loads and applies the config as it is on disk now, or joins the reload that will; on
     /// error the running config is untouched.
-    pub async fn reload(&self) -> Result<ReloadSummary, String> {
+    pub async fn reload(&self) -> ReloadResult {
         let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
         let mut last = self.last.lock().await;
-        if last.0 >= ticket {
+        if let (covered, Some(result)) = &*last
+            && *covered >= ticket
+        {
             // A reload that began after this request covered it.
-            return last.1.clone();
+            return result.clone();
         }
         let covers = self.requested.load(Ordering::SeqCst);
         let result = self.load_and_apply().await;
-        *last = (covers, result.clone());
+        *last = (covers, Some(result.clone()));
         result
     }
 
-    async fn load_and_apply(&self) -> Result<ReloadSummary, String> {
+    async fn load_and_apply(&self) -> ReloadResult {
         info!(
             "reading the config for a reload from {}",
             self.path.display()
@@ -77,15 +98,15 @@ impl Reloader {
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || config::load(&path))
             .await
-            .map_err(|e| format!("reload task failed: {e}"));
+            .map_err(|e| ReloadError::Task(e.to_string()));
         let plan = match loaded {
             Ok(Ok(plan)) => plan,
-            Ok(Err(load_error)) => return Err(self.failed(load_error.to_string())),
-            Err(message) => return Err(self.failed(message)),
+            Ok(Err(load_error)) => return Err(self.failed(load_error.into())),
+            Err(error) => return Err(self.failed(error)),
         };
         self.warn_about_restart_only_settings(&plan.server);
         let Some(summary) = self.control.reload(plan).await else {
-            return Err(self.failed("the check plane has stopped".to_string()));
+            return Err(self.failed(ReloadError::Stopped));
         };
         self.metrics
             .reloads
@@ -104,13 +125,13 @@ impl Reloader {
         Ok(summary)
     }
 
-    fn failed(&self, message: String) -> String {
+    fn failed(&self, error: ReloadError) -> ReloadError {
         self.metrics
             .reloads
             .get_or_create(&ResultLabels { result: "error" })
             .inc();
-        error!(error = %message, "reload rejected, still serving the previous config: {message}");
-        message
+        error!(error = %error, "reload rejected, still serving the previous config: {error}");
+        error
     }
 
     fn warn_about_restart_only_settings(&self, new: &ServerPlan) {

@@ -14,8 +14,6 @@
 //! half-sent request or an idle keep-alive connection is closed; heads are limited to
 //! [`MAX_HEAD`] bytes and bodies to [`MAX_BODY`].
 
-pub mod client;
-
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -386,6 +384,6 @@ async fn set_admin(
 async fn reload(State(state): State<ApiState>) -> Response {
     match state.reloader.reload().await {
         Ok(summary) => axum::Json(summary).into_response(),
-        Err(message) => error(StatusCode::UNPROCESSABLE_ENTITY, message),
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     }
 }

@@ -1,4 +1,3 @@
-
 use super::*;
 
 const ZONE: &str = "$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 900 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.1\nmail IN A 192.0.2.5\n";

@@ -101,6 +101,20 @@ pub struct Clients {
     tls: HashMap<bool, rustls::ClientConfig>,
 }
 
+/// Why a member's check could not be prepared (the member then counts as down).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// HTTPS checks' TLS configuration.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// reqwest refused the client's settings.
+    #[error("cannot build HTTP client: {}", root_cause(.0))]
+    Client(#[source] reqwest::Error),
+    /// `host` cannot be sent as a Host header.
+    #[error("invalid host for the Host header: {0}")]
+    Host(#[source] reqwest::header::InvalidHeaderValue),
+}
+
 /// What makes two probes' clients differ.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ClientKey {
@@ -121,7 +135,7 @@ impl Clients {
         self.built.is_empty()
     }
 
-    fn get(&mut self, key: ClientKey) -> Result<reqwest::Client, String> {
+    fn get(&mut self, key: ClientKey) -> Result<reqwest::Client, ProbeError> {
         if let Some(client) = self.built.get(&key) {
             return Ok(client.clone());
         }
@@ -148,9 +162,7 @@ impl Clients {
         if let Some((host, target)) = &key.resolve {
             builder = builder.resolve(host, *target);
         }
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {}", root_cause(&e)))?;
+        let client = builder.build().map_err(ProbeError::Client)?;
         self.built.insert(key, client.clone());
         Ok(client)
     }
@@ -158,7 +170,7 @@ impl Clients {
 
 impl Probe {
     /// Prepares the check `check` of the member at `addr`, with a client from `clients`.
-    pub fn new(check: &CheckPlan, addr: IpAddr, clients: &mut Clients) -> Result<Self, String> {
+    pub fn new(check: &CheckPlan, addr: IpAddr, clients: &mut Clients) -> Result<Self, ProbeError> {
         let target = SocketAddr::new(addr, check.port);
         let http = match &check.kind {
             CheckKind::Tcp => {
@@ -193,7 +205,7 @@ impl Probe {
                 let host = named
                     .map(|named| HeaderValue::from_str(&named))
                     .transpose()
-                    .map_err(|e| format!("invalid host for the Host header: {e}"))?;
+                    .map_err(ProbeError::Host)?;
                 (
                     key,
                     format!("{}://{target}{}", http.scheme, http.path),

@@ -14,18 +14,29 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use rustls_platform_verifier::BuilderVerifierExt;
 
+/// Why the TLS configuration of HTTPS checks could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The crypto provider refused the default protocol versions.
+    #[error("cannot set up TLS: {0}")]
+    Setup(#[source] rustls::Error),
+    /// The platform verifier could not load the system's trust store.
+    #[error("cannot load the system's trust store: {0}")]
+    TrustStore(#[source] rustls::Error),
+}
+
 /// A client configuration that verifies certificates as reqwest would (the platform verifier:
 /// the system's trust store, the name asked for) when `verify`, and accepts any otherwise.
-pub fn client_config(verify: bool) -> Result<ClientConfig, String> {
+pub fn client_config(verify: bool) -> Result<ClientConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let algorithms = provider.signature_verification_algorithms;
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("cannot set up TLS: {e}"))?;
+        .map_err(TlsError::Setup)?;
     let mut config = if verify {
         builder
             .with_platform_verifier()
-            .map_err(|e| format!("cannot load the system's trust store: {e}"))?
+            .map_err(TlsError::TrustStore)?
             .with_no_client_auth()
     } else {
         builder
