@@ -17,6 +17,8 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 use tokio::task::{Id, JoinSet};
 use tokio::time::Sleep;
 
@@ -97,10 +99,20 @@ pub struct Schedule {
     /// check's task fail without a report.
     started: HashMap<Id, (Key, tokio::time::Instant)>,
     wake: Pin<Box<Sleep>>,
+    /// Where the jitter comes from; seeded, so that a test can replay a schedule exactly.
+    jitter: SmallRng,
 }
 
 impl Default for Schedule {
+    /// A schedule whose jitter is seeded from the OS.
     fn default() -> Self {
+        Self::seeded(rand::random())
+    }
+}
+
+impl Schedule {
+    /// A schedule whose jitter comes from `seed`: the same seed, the same offsets.
+    pub fn seeded(seed: u64) -> Self {
         Self {
             slots: Vec::new(),
             free: Vec::new(),
@@ -110,6 +122,7 @@ impl Default for Schedule {
             in_flight: JoinSet::new(),
             started: HashMap::new(),
             wake: Box::pin(tokio::time::sleep(IDLE)),
+            jitter: SmallRng::seed_from_u64(seed),
         }
     }
 }
@@ -155,7 +168,8 @@ impl Schedule {
         };
         self.keys.insert(id, key);
         let spread = (interval / 10).min(FIRST_CHECK_SPREAD);
-        let first = tokio::time::Instant::now() + spread.mul_f64(rand::random_range(0.0..1.0));
+        let first =
+            tokio::time::Instant::now() + spread.mul_f64(self.jitter.random_range(0.0..1.0));
         self.due.push(first, key.pack());
     }
 
@@ -282,8 +296,9 @@ impl Schedule {
     /// Queues the next run of the probe at `key`, if it is still scheduled, an interval
     /// (±5%) after its last one started.
     fn reschedule(&mut self, key: Key, started: tokio::time::Instant) {
+        let jitter = self.jitter.random_range(0.95..1.05);
         if let Some(scheduled) = self.get(key) {
-            let next = started + scheduled.interval.mul_f64(rand::random_range(0.95..1.05));
+            let next = started + scheduled.interval.mul_f64(jitter);
             self.due.push(next, key.pack());
         }
     }
@@ -427,7 +442,65 @@ mod tests {
         held.abort();
     }
 
-    #[tokio::test]
+    /// When each probe reported, by the paused clock, over `limit` from now.
+    async fn timeline(seed: u64, probes: u64, limit: Duration) -> Vec<(u64, Duration)> {
+        let (_reserved, addr) = closed_port("127.0.0.1");
+        let mut schedule = Schedule::seeded(seed);
+        let sockets = std::sync::Arc::default();
+        for id in 0..probes {
+            let probe = Probe::Tcp {
+                target: addr,
+                sockets: std::sync::Arc::clone(&sockets),
+            };
+            schedule.add(id, id, probe, Duration::from_secs(1), TIMEOUT);
+        }
+        let start = tokio::time::Instant::now();
+        let mut seen = Vec::new();
+        while start.elapsed() < limit {
+            let mut batch = Vec::new();
+            let next = schedule.next(&mut batch, 64);
+            if tokio::time::timeout_at(start + limit, next).await.is_ok() {
+                seen.extend(batch.iter().map(|r| (r.probe, start.elapsed())));
+            }
+        }
+        seen
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_checks_spread_and_later_ones_jitter_within_bounds_replayably() {
+        let (probes, limit) = (20, Duration::from_millis(3500));
+        let first = timeline(7, probes, limit).await;
+        for id in 0..probes {
+            let times: Vec<Duration> = first
+                .iter()
+                .filter(|(probe, _)| *probe == id)
+                .map(|(_, at)| *at)
+                .collect();
+            // Within a tenth of the interval (at most FIRST_CHECK_SPREAD), then every
+            // interval ±5% (a millisecond either side for the queue's tick).
+            assert!(
+                times[0] <= FIRST_CHECK_SPREAD + Duration::from_millis(1),
+                "{id}: {times:?}"
+            );
+            assert_eq!(times.len(), 4, "{id}: {times:?}");
+            for pair in times.windows(2) {
+                let gap = pair[1] - pair[0];
+                let (low, high) = (Duration::from_millis(949), Duration::from_millis(1051));
+                assert!(
+                    (low..=high).contains(&gap),
+                    "{id}: gap {gap:?} in {times:?}"
+                );
+            }
+        }
+        let offsets: std::collections::HashSet<Duration> =
+            first.iter().map(|(_, at)| *at).collect();
+        assert!(offsets.len() > 40, "jitter spreads the checks: {offsets:?}");
+        // The same seed replays the same schedule; another one does not.
+        assert_eq!(timeline(7, probes, limit).await, first);
+        assert_ne!(timeline(8, probes, limit).await, first);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn checks_over_in_their_first_step_all_report_when_many_are_due_at_once() {
         // More than one round of first steps, each over at once (refused), handed out in
         // batches smaller than a round: none may be lost or doubled on the way.
@@ -443,7 +516,8 @@ mod tests {
             // Every first check within 200 ms, the next not before 1.9 s.
             schedule.add(id, id, probe, Duration::from_secs(2), TIMEOUT);
         }
-        tokio::time::sleep(Duration::from_millis(250)).await; // all due now
+        // The clock is paused: moved past every first check at once, they are all due now.
+        tokio::time::advance(Duration::from_millis(250)).await;
         let reports = collect(&mut schedule, |all| all.len() as u64 >= probes).await;
         let mut seen: Vec<u64> = reports.iter().map(|r| r.probe).collect();
         seen.sort_unstable();

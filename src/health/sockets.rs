@@ -334,6 +334,17 @@ mod tests {
         assert_eq!(local.map(|local| local.ip()), Some([0, 0, 0, 0].into()));
     }
 
+    /// Whether some IPv4 socket on this host is in SYN-SENT to local port `port` (from
+    /// `/proc/net/tcp`: `rem_address` is `hex-ip:hex-port`, `st` 02 is SYN-SENT).
+    fn syn_sent_to(port: u16) -> bool {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let remote = format!(":{port:04X}");
+        table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 3 && fields[2].ends_with(&remote) && fields[3] == "02"
+        })
+    }
+
     /// A listener whose accept queue is full: it drops new SYNs, so a connect to it hangs.
     fn full_listener() -> (Socket, SocketAddr, std::net::TcpStream) {
         let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
@@ -370,7 +381,8 @@ mod tests {
                     pool.connect(closed).await
                 };
                 pool.connect(live.local_addr().expect("addr")).await?;
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // One turn of the reactor, so it has seen whatever the disconnect left.
+                tokio::task::yield_now().await;
                 let hung = tokio::time::timeout(Duration::from_millis(200), pool.connect(full));
                 Ok::<_, io::Error>((refused.is_err(), hung.await.is_err()))
             });
@@ -396,7 +408,15 @@ mod tests {
             let outcome = pool.connect(full).await;
             (outcome.map_err(|e| e.to_string()), pool.idle())
         });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let port = full.port();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !syn_sent_to(port) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no SYN sent to {full}"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await; // polling, with a deadline
+        }
         let (_first, _) = listener.accept().expect("the queued connection");
         let (outcome, idle) = tokio::time::timeout(Duration::from_secs(10), check)
             .await
