@@ -1,11 +1,9 @@
 //! DNS behaviour over the wire: the real binary queried over real UDP and TCP.
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
@@ -415,7 +413,7 @@ fn on_wildcard_addresses_answers_leave_from_the_address_asked() {
         SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
     ];
     let asked = [loopback_ip(), loopback_ip(), loopback_ip()];
-    let zone = include_str!("../zones/svc.example.test.zone");
+    let zone = include_str!("../../zones/svc.example.test.zone");
     let config = "[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n";
     let first = SocketAddr::new(asked[0], port);
     let _server = Server::start_listening(

@@ -1,10 +1,8 @@
 //! The command line: `check` on good and bad input, and `run` refusing bad input.
 
-mod common;
-
 use std::fs;
 
-use common::*;
+use crate::common::*;
 
 const SERVICE: &str = "[[service]]\nname = \"www.svc.example.test.\"\nmembers = [\"127.0.0.11\"]\n[service.check]\nkind = \"tcp\"\nport = 80\n";
 

@@ -1,15 +1,13 @@
 //! Operating the server: the HTTP API (status, metrics, overrides, reload), SIGHUP, failover
 //! webhooks and the status/drain commands, against the real binary and real backends.
 
-mod common;
-
 use std::fs;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use hickory_proto::rr::RecordType;
 use nix::sys::signal::Signal;
 

@@ -3,12 +3,10 @@
 //! `fuzz/regressions/`, the malformed packets of the wire tests, and every one-byte cut and
 //! one-bit flip of the seeds. The invariants are the fuzz target's.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use failover_dns::dns::request::respond_to_bytes;
 use failover_dns::dns::wire::{MAX_UDP_PAYLOAD, Protocol};
 use failover_dns::health::Monitor;

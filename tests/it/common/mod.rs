@@ -3,7 +3,6 @@
 //!
 //! Every test gets its own random 127.x.y.z addresses, so tests run in parallel without
 //! sharing ports. Nothing here sleeps a guessed time: [`wait_until`] polls with a deadline.
-#![allow(dead_code)]
 
 pub mod https;
 
@@ -21,7 +20,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::{Name, RData, RecordType};
 
 /// The bundled example zone, used by most tests.
-pub const ZONE: &str = include_str!("../../zones/svc.example.test.zone");
+pub const ZONE: &str = include_str!("../../../zones/svc.example.test.zone");
 
 /// Polls `condition` every 10 ms until it holds, or panics naming `what` after `limit`.
 pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {

@@ -2,15 +2,13 @@
 //! UDP and TCP. Backends are killed (listener closed: connections refused), hung (accept,
 //! never answer) or made to answer 503.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::https::{HttpsBackend, Seen};
-use common::*;
+use crate::common::https::{HttpsBackend, Seen};
+use crate::common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 

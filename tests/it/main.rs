@@ -1,0 +1,13 @@
+//! The integration tests, in one binary (built and linked once): each module starts the real
+//! `failover-dns` binary, or the library's request path, on loopback and talks to it over real
+//! sockets; `common` holds the helpers they share.
+
+mod common;
+
+mod api;
+mod cli;
+mod dns;
+mod failover;
+mod hardening;
+mod knot;
+mod request_path;
