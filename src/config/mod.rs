@@ -1,5 +1,5 @@
 //! The TOML config: the [`Plan`] the server runs, and [`load`], which reads a config file
-//! ([`schema`]), validates it ([`validate`]) and completes the plan.
+//! (`schema`), validates it (`validate`) and completes the plan.
 //!
 //! Everything that can be wrong with a config or a zone file is found here, at load time, and
 //! reported as `file:line: problem`; nothing downstream re-checks or fails on input. Loading is

@@ -14,6 +14,7 @@ pub mod answer;
 pub mod cache;
 pub mod fast;
 pub mod request;
+pub mod responder;
 pub mod rrl;
 pub mod socket;
 pub mod tcp;

@@ -17,6 +17,8 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use crate::dns::wire::TC;
+
 /// Buckets in the table: 2 MiB, far more than the networks active in any second.
 const BUCKETS: usize = 1 << 18;
 
@@ -132,7 +134,7 @@ pub fn truncated(response: &[u8]) -> Option<Vec<u8>> {
         end += 4;
     }
     let mut cut = response.get(..end)?.to_vec();
-    cut[2] |= 0x02; // TC
+    cut[2] |= TC;
     cut[4..6].copy_from_slice(&questions.min(1).to_be_bytes());
     cut[6..12].fill(0);
     Some(cut)

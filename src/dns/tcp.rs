@@ -28,11 +28,9 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tracing::debug;
 
-use super::request::respond;
+use super::responder::Responder;
 use super::socket::socket_for;
-use super::wire::Protocol;
 use crate::connections::{Admitted, Connections, Entry, after_failed_accept};
-use crate::dns::fast::FastPath;
 use crate::metrics::count_query;
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::snapshot::SnapshotCell;
@@ -192,8 +190,7 @@ async fn serve(
     let connection = Arc::clone(&entry.connection);
     let limits = shared.limits;
     let mut received: Vec<u8> = Vec::with_capacity(512);
-    // The pre-rendered answers, as UDP workers use them.
-    let mut fast = FastPath::default();
+    let mut responder = Responder::tcp();
     let mut draining = *stopping.borrow();
     let mut drain_reads = 0;
     // When the first byte of the message not yet whole arrived.
@@ -204,10 +201,7 @@ async fn serve(
             consumed += 2 + message.len();
             let started = Instant::now();
             let snapshot = shared.cell.load();
-            let answered = fast
-                .respond(&snapshot, message, Protocol::Tcp)
-                .or_else(|| respond(&snapshot, message, Protocol::Tcp, peer));
-            let Some(answered) = answered else {
+            let Some(answered) = responder.respond(&snapshot, message, peer) else {
                 continue;
             };
             let Ok(length) = u16::try_from(answered.bytes.len()) else {

@@ -2,7 +2,7 @@
 //! `SO_REUSEPORT` socket, receiving, answering and sending in a plain loop, up to 32
 //! datagrams per `recvmmsg`/`sendmmsg` call (nix's safe wrappers).
 //!
-//! Repeated questions are answered from a per-worker [`ResponseCache`].
+//! Each worker answers through its own [`Responder`] (fast path, memo, full path).
 //!
 //! This replaces hickory-server's UDP handling (a task spawned per datagram, and channels
 //! between the socket task and the handler) because that machinery, not the answer, was most
@@ -32,7 +32,7 @@ use nix::sys::socket::{
 use socket2::{Protocol as SocketProtocol, Type};
 use tracing::{debug, warn};
 
-use super::cache::ResponseCache;
+use super::responder::Responder;
 use super::rrl::{RateLimiter, Verdict, truncated};
 use super::socket::socket_for;
 use crate::metrics::QueryCounts;
@@ -87,7 +87,7 @@ impl Workers {
     }
 
     /// Stops every worker once it has answered the datagrams already queued on its socket
-    /// (at most [`DRAIN_BATCHES`] batches of them), and waits for them.
+    /// (at most `DRAIN_BATCHES` batches of them), and waits for them.
     pub fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
         for thread in self.threads {
@@ -170,7 +170,7 @@ fn serve(
     let mut responses: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     let mut destinations: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
     let mut reply_from: Vec<Option<Arrival>> = Vec::with_capacity(BATCH);
-    let mut cache = ResponseCache::default();
+    let mut responder = Responder::udp();
     let mut counts = QueryCounts::new("udp");
     let mut drained = 0;
     loop {
@@ -224,7 +224,7 @@ fn serve(
             };
             let started = Instant::now();
             let request = &buffers[*index][..*length];
-            let Some(answered) = cache.respond(&snapshot, request, source) else {
+            let Some(answered) = responder.respond(&snapshot, request, source) else {
                 continue;
             };
             let verdict = limiter.map_or(Verdict::Send, |l| {

@@ -11,6 +11,23 @@ pub use hickory_server::net::xfer::Protocol;
 /// which avoids IP fragmentation on common paths.
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
 
+/// Header flags in the message's third byte (RFC 1035 §4.1.1): QR, this is a response.
+pub const QR: u8 = 0x80;
+/// Third header byte: AA, an authoritative answer.
+pub const AA: u8 = 0x04;
+/// Third header byte: TC, truncated (the client should retry over TCP).
+pub const TC: u8 = 0x02;
+/// Third header byte: RD, recursion desired (a response echoes it).
+pub const RD: u8 = 0x01;
+/// Fourth header byte: CD, checking disabled (a response echoes it, RFC 4035 §3.2.2).
+pub const CD: u8 = 0x10;
+/// The OPT pseudo-record's type (RFC 6891 §6.1.1).
+pub const OPT: u16 = 41;
+/// DO, DNSSEC answer OK: the high bit of an OPT record's flags (RFC 3225 §3).
+pub const DO: u8 = 0x80;
+/// The Internet class (RFC 1035 §3.2.4).
+pub const CLASS_IN: u16 = 1;
+
 /// A response ready to send, with what the metrics need to know of it.
 pub struct Answered {
     /// The response on the wire.

@@ -1,6 +1,6 @@
 //! The monitor: every member's health and the answers that follow from it.
 //!
-//! Owned by the one check-plane task ([`super::running`]); nothing here does I/O or waits.
+//! Owned by the one check-plane task (`running`); nothing here does I/O or waits.
 //! A check's report changes a member's state, a state change reselects its service's answer,
 //! and a changed answer raises its zone's serial and is rendered for the next snapshot.
 

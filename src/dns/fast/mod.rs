@@ -23,7 +23,7 @@ use std::sync::Arc;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use crate::dns::wire::{Answered, MAX_UDP_PAYLOAD, Protocol};
+use crate::dns::wire::{AA, Answered, CD, CLASS_IN, DO, MAX_UDP_PAYLOAD, OPT, Protocol, QR, RD};
 use crate::snapshot::{BuiltFrom, Snapshot, ZoneSnapshot};
 pub use index::Prerendered;
 use index::{Found, HEADER, OPT_LEN, TYPE_AND_CLASS, render};
@@ -94,8 +94,8 @@ impl FastPath {
         let mut bytes = Vec::with_capacity(len);
         bytes.extend_from_slice(&request[..2]);
         // QR and AA; RD and CD echoed, as hickory's `response_from_request` does.
-        bytes.push(0x84 | (request[2] & 0x01));
-        bytes.push((request[3] & 0x10) | rcode.low());
+        bytes.push(QR | AA | (request[2] & RD));
+        bytes.push((request[3] & CD) | rcode.low());
         let (answers, authorities) = if authority { (0, 1) } else { (count, 0) };
         for n in [1, answers, authorities, u16::from(plain.edns.is_some())] {
             bytes.extend_from_slice(&n.to_be_bytes());
@@ -104,8 +104,9 @@ impl FastPath {
         bytes.extend_from_slice(section);
         if let Some((dnssec_ok, _)) = plain.edns {
             let payload = MAX_UDP_PAYLOAD.to_be_bytes();
-            let flags = if dnssec_ok { 0x80 } else { 0 };
-            bytes.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, flags, 0, 0, 0]);
+            let flags = if dnssec_ok { DO } else { 0 };
+            let [t0, t1] = OPT.to_be_bytes();
+            bytes.extend_from_slice(&[0, t0, t1, payload[0], payload[1], 0, 0, flags, 0, 0, 0]);
         }
         Some(Answered {
             bytes,
@@ -215,18 +216,20 @@ fn parse(request: &[u8]) -> Option<Plain<'_>> {
     let qtype = u16::from_be_bytes([tail[0], tail[1]]);
     let qclass = u16::from_be_bytes([tail[2], tail[3]]);
     // IN only; meta types (ANY, AXFR, IXFR, …: 128–255) and OPT are the full path's.
-    if qclass != 1 || (128..=255).contains(&qtype) || qtype == 41 {
+    if qclass != CLASS_IN || (128..=255).contains(&qtype) || qtype == OPT {
         return None;
     }
     let question = &request[HEADER..at + TYPE_AND_CLASS];
     let rest = &request[at + TYPE_AND_CLASS..];
     let edns = match (additional, rest) {
         (0, []) => None,
-        (1, [0, 0, 41, p0, p1, 0, 0, flags, _, l0, l1, options @ ..])
-            if usize::from(u16::from_be_bytes([*l0, *l1])) == options.len()
+        // The root name, OPT, the payload size, extended rcode and version 0, the flags.
+        (1, [0, t0, t1, p0, p1, 0, 0, flags, _, l0, l1, options @ ..])
+            if u16::from_be_bytes([*t0, *t1]) == OPT
+                && usize::from(u16::from_be_bytes([*l0, *l1])) == options.len()
                 && options_are_opaque(options) =>
         {
-            Some((flags & 0x80 != 0, u16::from_be_bytes([*p0, *p1])))
+            Some((flags & DO != 0, u16::from_be_bytes([*p0, *p1])))
         }
         _ => return None,
     };
