@@ -1,0 +1,93 @@
+//! Reading zone files safely: regular files only, sizes and `$INCLUDE` depth bounded, so that
+//! `$INCLUDE /dev/zero`, a FIFO or a runaway generated file is refused with a message instead
+//! of hanging the loader or eating the host's memory.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::LoadError;
+
+/// Most bytes a zone's file and everything it `$INCLUDE`s may hold together: far above any real
+/// zone (a million hosts is about 40 MB of text), and low enough that `$INCLUDE /dev/zero` or
+/// a runaway generated file is refused with a message instead of eating the host's memory.
+pub const MAX_ZONE_BYTES: u64 = 1 << 30;
+
+/// Deepest `$INCLUDE` nesting, as hickory's parser allows.
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// The text of the zone file at `path`, which must be a regular file of at most `limit` bytes.
+/// A device, FIFO or directory is refused before it is opened (opening a FIFO would block).
+pub(super) fn read_zone_text(path: &Path, limit: u64) -> Result<String, LoadError> {
+    let what = |message: String| LoadError::in_file(path, message);
+    let metadata =
+        std::fs::metadata(path).map_err(|e| what(format!("cannot read zone file: {e}")))?;
+    if !metadata.is_file() {
+        return Err(what(
+            "is not a regular file (a device, FIFO or directory); zone files must be regular files"
+                .to_string(),
+        ));
+    }
+    if metadata.len() > limit {
+        return Err(what(too_big(metadata.len())));
+    }
+    let file =
+        std::fs::File::open(path).map_err(|e| what(format!("cannot read zone file: {e}")))?;
+    let mut text = String::new();
+    file.take(limit.saturating_add(1))
+        .read_to_string(&mut text)
+        .map_err(|e| what(format!("cannot read zone file: {e}")))?;
+    if text.len() as u64 > limit {
+        return Err(what(too_big(text.len() as u64)));
+    }
+    Ok(text)
+}
+
+pub(super) fn too_big(size: u64) -> String {
+    format!(
+        "zone file is too large ({size} bytes, with what it includes); a zone may hold at most {MAX_ZONE_BYTES} bytes of text"
+    )
+}
+
+/// Checks every file that `text` (the file at `path`) `$INCLUDE`s, and what those include in
+/// turn, as [`read_zone_text`] does, with at most `budget` bytes among them. Hickory's parser
+/// then reads them itself: these checks keep it from opening a FIFO or reading a device.
+pub(super) fn check_includes(path: &Path, text: &str, budget: u64) -> Result<(), LoadError> {
+    let mut budget = budget;
+    let mut pending: Vec<(PathBuf, String, usize)> =
+        vec![(path.to_path_buf(), text.to_string(), 0)];
+    while let Some((file, text, depth)) = pending.pop() {
+        for (index, line) in text.lines().enumerate() {
+            let mut words = line.split_whitespace();
+            let directive = words
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case("$INCLUDE"));
+            let Some(target) = words.next().filter(|_| directive) else {
+                continue;
+            };
+            let target = Path::new(target.trim_matches('"'));
+            let target = if target.is_absolute() {
+                target.to_path_buf()
+            } else {
+                file.parent().unwrap_or(Path::new(".")).join(target)
+            };
+            let line = index + 1;
+            if depth >= MAX_INCLUDE_DEPTH {
+                return Err(LoadError::at(
+                    &file,
+                    line,
+                    format!("$INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep"),
+                ));
+            }
+            let included = read_zone_text(&target, budget).map_err(|e| {
+                LoadError::at(
+                    &file,
+                    line,
+                    format!("$INCLUDE {}: {}", target.display(), e.message),
+                )
+            })?;
+            budget = budget.saturating_sub(included.len() as u64);
+            pending.push((target, included, depth + 1));
+        }
+    }
+    Ok(())
+}
