@@ -204,7 +204,7 @@ impl Raw {
 
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(&rand::random::<u16>().to_be_bytes());
+        out.extend_from_slice(&random::<u16>().to_be_bytes());
         out.extend_from_slice(&self.flags.to_be_bytes());
         out.extend_from_slice(&(self.questions.len() as u16).to_be_bytes());
         out.extend_from_slice(&[0, 0, 0, 0]);

@@ -1,0 +1,95 @@
+//! The HTTP API as tests use it: a config with the API on, and a small client.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use super::*;
+
+/// The `[server]` lines for an API on a fresh loopback address, with `token` if given, and
+/// the API's base URL.
+pub fn api_config(token: Option<&str>) -> (String, String) {
+    let ip = loopback_ip();
+    let addr = SocketAddr::new(ip, free_port(&[ip]));
+    let token = token.map_or(String::new(), |t| format!("http_token = \"{t}\"\n"));
+    (
+        format!("http = \"{addr}\"\n{token}"),
+        format!("http://{addr}"),
+    )
+}
+
+/// A blocking client of the server's HTTP API.
+pub struct Api {
+    /// Base URL, e.g. `http://127.1.2.3:40000`.
+    pub base: String,
+    client: reqwest::blocking::Client,
+}
+
+impl Api {
+    /// A client of the API at `base`.
+    pub fn new(base: &str) -> Self {
+        Self::waiting(base, Duration::from_secs(10))
+    }
+
+    /// A client of the API at `base` that waits up to a minute for an answer (for requests
+    /// that queue behind slow reloads on a busy machine).
+    pub fn patient(base: &str) -> Self {
+        Self::waiting(base, Duration::from_secs(60))
+    }
+
+    fn waiting(base: &str, limit: Duration) -> Self {
+        Self {
+            base: base.to_string(),
+            client: reqwest::blocking::Client::builder()
+                .timeout(limit)
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// `GET path`: status code and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        (
+            response.status().as_u16(),
+            response.text().unwrap_or_default(),
+        )
+    }
+
+    /// `POST path`, with `Authorization: Bearer token` if given: status code and body.
+    pub fn post(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut request = self.client.post(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        (
+            response.status().as_u16(),
+            response.text().unwrap_or_default(),
+        )
+    }
+
+    /// `GET /status` as JSON.
+    pub fn status(&self) -> serde_json::Value {
+        let (code, body) = self.get("/status");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("status JSON")
+    }
+
+    /// The status of `member` of the first service.
+    pub fn member(&self, member: IpAddr) -> serde_json::Value {
+        let status = self.status();
+        status["services"][0]["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .find(|m| m["address"] == member.to_string())
+            .cloned()
+            .unwrap_or_else(|| panic!("{member} in {status}"))
+    }
+}
