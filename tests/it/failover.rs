@@ -83,19 +83,24 @@ fn fails_over_when_primary_dies_and_fails_back_after_rise() {
         server.serial() > serial_before,
         "an answer change must bump the SOA serial"
     );
-    server.assert_logged(&format!(
-        "member {} of {WWW} is down: connection refused",
-        p.ip()
-    ));
-    server.assert_logged(&format!(
-        "{WWW} A answer changed from {} to {}",
-        p.ip(),
-        s.ip()
-    ));
+    server.assert_went(p.ip(), "down", "connection refused");
+    let changed = server
+        .events()
+        .into_iter()
+        .find(|e| e.field("event") == "answer_changed");
+    let changed = changed.expect("an answer_changed event");
+    assert_eq!(
+        (
+            changed.field("family"),
+            changed.field("from"),
+            changed.field("to")
+        ),
+        ("A".to_string(), p.ip().to_string(), s.ip().to_string())
+    );
 
     let _primary = HttpBackend::start(p);
     server.wait_for_answer(WWW, &[p.ip()], Duration::from_secs(10));
-    server.assert_logged("is up: 2 consecutive checks passed");
+    server.assert_went(p.ip(), "up", "2 consecutive checks passed");
 }
 
 #[test]
@@ -109,7 +114,7 @@ fn fails_over_when_primary_answers_http_503() {
     } = healthy_pair("http", |toml| toml);
     primary.set_status(503);
     server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
-    server.assert_logged("is down: HTTP 503");
+    server.assert_went(primary.addr.ip(), "down", "HTTP 503");
 }
 
 #[test]
@@ -157,10 +162,7 @@ fn tcp_check_fails_over_when_the_primary_stops_accepting() {
     accepting.store(false, std::sync::atomic::Ordering::Relaxed);
     acceptor.join().expect("acceptor");
     server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
-    server.assert_logged(&format!(
-        "member {} of {WWW} is down: timeout after 200ms",
-        p.ip()
-    ));
+    server.assert_went(p.ip(), "down", "timeout after 200ms");
 }
 
 #[test]
@@ -266,14 +268,7 @@ fn hung_backend_is_marked_down_by_timeout() {
     let _standby = HttpBackend::start(s);
     let server = Server::start(&service_toml(WWW, &[p.ip(), s.ip()], "http", p.port(), ""));
     server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
-    let log = server.log();
-    assert!(
-        log.contains(&format!(
-            "member {} of {WWW} is down: timeout after 200ms",
-            p.ip()
-        )),
-        "{log}"
-    );
+    server.assert_went(p.ip(), "down", "timeout after 200ms");
 }
 
 #[test]
@@ -305,13 +300,9 @@ fn answers_the_primary_until_its_first_check_completes() {
     // The primary's first check hangs for 3 s; until it times out the primary is unknown,
     // which counts as healthy.
     assert_eq!(server.addresses(WWW), [p.ip()]);
-    assert!(!server.log().contains("is down"), "no check has failed yet");
+    assert!(!server.went(p.ip(), "down", ""), "no check has failed yet");
     server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
-    assert!(
-        server.log().contains("is down: timeout after 3s"),
-        "{}",
-        server.log()
-    );
+    server.assert_went(p.ip(), "down", "timeout after 3s");
 }
 
 #[test]
@@ -329,7 +320,7 @@ fn without_failback_the_answer_stays_on_the_standby() {
     server.wait_for_answer(WWW, &[s.ip()], Duration::from_secs(10));
     let _primary = HttpBackend::start(p);
     wait_until("primary up again", Duration::from_secs(10), || {
-        server.log().contains("is up: 2 consecutive checks passed")
+        server.went(p.ip(), "up", "2 consecutive checks passed")
     });
     assert_eq!(
         server.addresses(WWW),
@@ -381,7 +372,7 @@ fn queries_are_answered_while_checks_hang() {
         assert_eq!(addresses(&response), [p.ip()]);
     }
     assert!(
-        !server.log().contains("is down"),
+        !server.transitions().iter().any(|t| t.to == "down"),
         "the checks were still pending"
     );
 }
@@ -410,15 +401,23 @@ fn https_member_trusted_and_verified(extra: &str) -> (HttpsBackend, Server) {
         service(verifying, extra.to_string()),
     );
     let server = Server::start(&services);
+    let decided = |service: &str, to: &str| {
+        server
+            .transitions()
+            .iter()
+            .any(|t| t.member == ip.to_string() && t.service == service && t.to == to)
+    };
     wait_until("both checks decided", Duration::from_secs(10), || {
-        let log = server.log();
-        log.contains(&format!("member {ip} of {WWW} is up"))
-            && log.contains(&format!("member {ip} of {verifying} is down"))
+        decided(WWW, "up") && decided(verifying, "down")
     });
     // Nobody the system trusts signed the certificate: verification must say why it failed.
-    server.assert_logged(&format!(
-        "member {ip} of {verifying} is down: invalid peer certificate"
-    ));
+    assert!(
+        server.transitions().iter().any(|t| t.service == verifying
+            && t.to == "down"
+            && t.reason.contains("invalid peer certificate")),
+        "{}",
+        server.log()
+    );
     (backend, server)
 }
 

@@ -127,7 +127,7 @@ impl Server {
             }
         };
         let child = command
-            .args(["run", "--config"])
+            .args(["--log-format", "json", "run", "--config"])
             .arg(&config_path)
             .stdout(Stdio::null())
             .stderr(log)
@@ -154,10 +154,55 @@ impl Server {
         fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
-    /// Panics, showing the log, unless the log contains `text`.
+    /// Every event the server has logged so far (it logs JSON lines here).
+    pub fn events(&self) -> Vec<Event> {
+        self.log()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Every member state change logged so far, in order.
+    pub fn transitions(&self) -> Vec<Transition> {
+        self.events()
+            .iter()
+            .filter(|e| !e.field("to").is_empty() && !e.field("member").is_empty())
+            .map(|e| Transition {
+                service: e.field("service").to_string(),
+                member: e.field("member").to_string(),
+                from: e.field("from").to_string(),
+                to: e.field("to").to_string(),
+                reason: e.field("reason").to_string(),
+            })
+            .collect()
+    }
+
+    /// Whether `member` (an address) went `to` a state for a reason containing `reason`.
+    pub fn went(&self, member: impl std::fmt::Display, to: &str, reason: &str) -> bool {
+        let member = member.to_string();
+        self.transitions()
+            .iter()
+            .any(|t| t.member == member && t.to == to && t.reason.contains(reason))
+    }
+
+    /// Panics, showing the log, unless `member` went `to` a state for a reason containing
+    /// `reason`.
+    pub fn assert_went(&self, member: impl std::fmt::Display, to: &str, reason: &str) {
+        let member = member.to_string();
+        assert!(
+            self.went(&member, to, reason),
+            "no transition of {member} to {to} ({reason:?}) in:\n{}",
+            self.log()
+        );
+    }
+
+    /// Panics, showing the log, unless some event's message contains `text`.
     pub fn assert_logged(&self, text: &str) {
-        let log = self.log();
-        assert!(log.contains(text), "log lacks {text:?}:\n{log}");
+        assert!(
+            self.events().iter().any(|e| e.message().contains(text)),
+            "no event says {text:?}:\n{}",
+            self.log()
+        );
     }
 
     /// Waits until the log reports `count` members up.
@@ -165,7 +210,7 @@ impl Server {
         wait_until(
             &format!("{count} members up"),
             Duration::from_secs(10),
-            || self.log().matches(" is up: ").count() >= count,
+            || self.transitions().iter().filter(|t| t.to == "up").count() >= count,
         );
     }
 
@@ -242,4 +287,37 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One event of the server's JSON log.
+#[derive(Debug, serde::Deserialize)]
+pub struct Event {
+    /// The event's fields, `message` among them.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Event {
+    /// A field as text (numbers and booleans written out; empty when absent).
+    pub fn field(&self, key: &str) -> String {
+        match self.fields.get(key) {
+            Some(serde_json::Value::String(text)) => text.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        }
+    }
+
+    /// The event's message.
+    pub fn message(&self) -> String {
+        self.field("message")
+    }
+}
+
+/// A member's state change, from its structured log event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub service: String,
+    pub member: String,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
 }
