@@ -47,8 +47,9 @@ pub enum StartError {
 }
 
 /// Serves `plan` until SIGINT or SIGTERM, reloading it on SIGHUP; on shutdown stops accepting
-/// queries, lets in-flight ones finish and returns.
-pub async fn run(plan: Plan) -> Result<(), StartError> {
+/// queries, lets in-flight ones finish and returns. Listen addresses `inherited` holds a
+/// socket for are served from it instead of being bound.
+pub async fn run(plan: Plan, mut inherited: dns::socket::Inherited) -> Result<(), StartError> {
     // Before anything else, so a SIGHUP during start-up reloads instead of killing us.
     let mut signals = Signals::new().map_err(StartError::Signals)?;
     let metrics = Arc::new(Metrics::new());
@@ -68,6 +69,7 @@ pub async fn run(plan: Plan) -> Result<(), StartError> {
     let budget = limits::Descriptors::raise_and_share(&plan);
     let listeners = dns::serve(
         &plan.server.listen,
+        &mut inherited,
         dns::tcp::Limits {
             idle_timeout: plan.server.tcp_idle_timeout,
             io_timeout: plan.server.tcp_io_timeout,
@@ -90,6 +92,7 @@ pub async fn run(plan: Plan) -> Result<(), StartError> {
         Some(addr) => Some(
             api::serve(
                 addr,
+                inherited.take_tcp(addr),
                 ApiState {
                     control,
                     metrics,
@@ -108,6 +111,8 @@ pub async fn run(plan: Plan) -> Result<(), StartError> {
         ),
         None => None,
     };
+    inherited.warn_unused();
+    drop(inherited);
     info!(
         zones = plan.zones.len(),
         services = plan.services.len(),

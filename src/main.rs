@@ -107,7 +107,11 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        _ => exit_code(runtime().and_then(|rt| Ok(rt.block_on(failover_dns::run(plan))?))),
+        _ => {
+            // Before the runtime's threads start: taking them changes the environment.
+            let inherited = failover_dns::dns::socket::Inherited::from_env();
+            exit_code(runtime().and_then(|rt| Ok(rt.block_on(failover_dns::run(plan, inherited))?)))
+        }
     }
 }
 

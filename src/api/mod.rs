@@ -89,10 +89,21 @@ impl Drop for Api {
     }
 }
 
-/// Binds `addr` (failing with the address named if it cannot) and serves the API on it.
-pub async fn serve(addr: SocketAddr, state: ApiState, limits: Limits) -> io::Result<Api> {
-    let listener = TcpListener::bind(addr)
-        .await
+/// Serves the API on `addr`: on `inherited` when the listener was handed over, else bound
+/// here (failing with the address named if it cannot).
+pub async fn serve(
+    addr: SocketAddr,
+    inherited: Option<std::net::TcpListener>,
+    state: ApiState,
+    limits: Limits,
+) -> io::Result<Api> {
+    let bound = match inherited {
+        Some(listener) => listener
+            .set_nonblocking(true)
+            .and_then(|()| TcpListener::from_std(listener)),
+        None => TcpListener::bind(addr).await,
+    };
+    let listener = bound
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on http {addr}: {e}")))?;
     let metrics = Arc::clone(&state.metrics);
     let app = router(state);

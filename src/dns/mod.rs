@@ -41,6 +41,7 @@ impl Listeners {
 /// address, if any cannot be bound, so a misconfigured server never half-starts.
 pub async fn serve(
     listen: &[SocketAddr],
+    inherited: &mut socket::Inherited,
     tcp_limits: tcp::Limits,
     limiter: Option<rrl::RateLimiter>,
     cell: SnapshotCell,
@@ -48,13 +49,17 @@ pub async fn serve(
 ) -> io::Result<Listeners> {
     let mut listeners = Vec::with_capacity(listen.len());
     for addr in listen {
-        let listener = tcp::bind(*addr)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        let listener = match inherited.take_tcp(*addr) {
+            Some(listener) => tcp::adopt(listener),
+            None => tcp::bind(*addr),
+        }
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         listeners.push(listener);
     }
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let udp = udp::Workers::start(
         listen,
+        inherited,
         threads,
         Arc::clone(&cell),
         Arc::clone(&metrics),

@@ -135,6 +135,12 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
+/// A listener handed over already bound and listening (see [`super::socket::Inherited`]).
+pub fn adopt(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+    listener.set_nonblocking(true)?;
+    TcpListener::from_std(listener)
+}
+
 /// Accepts connections on `listener` until the stop, then serves the ones already waiting.
 async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stopping: watch::Receiver<bool>) {
     let for_connections = stopping.clone();

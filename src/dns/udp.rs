@@ -34,6 +34,7 @@ use tracing::{debug, warn};
 
 use super::responder::Responder;
 use super::rrl::{RateLimiter, Verdict, truncated};
+use super::socket::Inherited;
 use super::socket::socket_for;
 use crate::metrics::QueryCounts;
 use crate::metrics::{Metrics, ReasonLabels};
@@ -54,9 +55,11 @@ pub struct Workers {
 
 impl Workers {
     /// Binds `threads` sockets on each address in `listen` (failing, with the address named,
-    /// if any cannot be bound) and starts a worker on each.
+    /// if any cannot be bound), or shares among them the socket `inherited` holds for it, and
+    /// starts a worker on each.
     pub fn start(
         listen: &[SocketAddr],
+        inherited: &mut Inherited,
         threads: usize,
         cell: SnapshotCell,
         metrics: Arc<Metrics>,
@@ -64,11 +67,19 @@ impl Workers {
     ) -> io::Result<Self> {
         let mut sockets = Vec::new();
         for addr in listen {
+            let named =
+                |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
+            let handed = inherited.take_udp(*addr);
             for _ in 0..threads.max(1) {
-                let socket = bind(*addr).map_err(|e| {
-                    io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
-                })?;
-                sockets.push(socket);
+                let socket = match &handed {
+                    // Workers share it: each reads its own batches from the one queue.
+                    Some(socket) => socket.try_clone().and_then(|socket| {
+                        socket.set_read_timeout(Some(STOP_CHECK))?;
+                        Ok(socket)
+                    }),
+                    None => bind(*addr),
+                };
+                sockets.push(socket.map_err(named)?);
             }
         }
         let stop = Arc::new(AtomicBool::new(false));

@@ -467,3 +467,28 @@ fn answered_from(client: SocketAddr, targets: &[SocketAddr]) -> Vec<SocketAddr> 
         .map(|from| from.expect("one answer per query"))
         .collect()
 }
+
+#[test]
+fn a_server_handed_its_sockets_serves_on_them_and_warns_of_the_rest() {
+    // The port stays bound by this test until the server has started: had the server bound
+    // it again instead of taking the sockets handed over, it could not have started.
+    let (dns, mut sockets) = bound_dns();
+    let spare = UdpSocket::bind((loopback_ip(), 0)).expect("bind");
+    let spare_addr = spare.local_addr().expect("addr");
+    sockets.push(std::os::fd::OwnedFd::from(spare));
+    let config = "[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n";
+    let server = Server::start_handing(
+        dns,
+        sockets,
+        &[("svc.zone", ZONE)],
+        config,
+        "svc.example.test.",
+    );
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let response = query(dns, "svc.example.test.", RecordType::SOA, transport);
+        assert_eq!(rcode(&response), ResponseCode::NoError, "{transport:?}");
+    }
+    server.assert_logged(&format!(
+        "an inherited UDP socket on {spare_addr} matches no listen or http address"
+    ));
+}

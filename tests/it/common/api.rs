@@ -1,15 +1,24 @@
 //! The HTTP API as tests use it: a config with the API on, and a small client.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::*;
 
+thread_local! {
+    /// API listeners [`api_config`] bound, until a server whose config names them takes one.
+    static HELD: std::cell::RefCell<Vec<std::net::TcpListener>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The `[server]` lines for an API on a fresh loopback address, with `token` if given, and
-/// the API's base URL.
+/// the API's base URL. The address is bound here and held for the next server this thread
+/// starts with it in its config, which is handed the listener.
 pub fn api_config(token: Option<&str>) -> (String, String) {
-    let ip = loopback_ip();
-    let addr = SocketAddr::new(ip, free_port(&[ip]));
+    let listener = (0..100)
+        .find_map(|_| std::net::TcpListener::bind((loopback_ip(), 0)).ok())
+        .expect("a loopback address for the API");
+    let addr = listener.local_addr().expect("bound");
+    HELD.with(|held| held.borrow_mut().push(listener));
     let token = token.map_or(String::new(), |t| format!("http_token = \"{t}\"\n"));
     (
         format!("http = \"{addr}\"\n{token}"),
@@ -92,4 +101,16 @@ impl Api {
             .cloned()
             .unwrap_or_else(|| panic!("{member} in {status}"))
     }
+}
+
+/// The held API listener whose address `config` names as `http`, if any.
+pub fn take_held_api(config: &str) -> Option<std::os::fd::OwnedFd> {
+    HELD.with(|held| {
+        let mut held = held.borrow_mut();
+        let at = held.iter().position(|l| {
+            l.local_addr()
+                .is_ok_and(|addr| config.contains(&format!("http = \"{addr}\"")))
+        })?;
+        Some(std::os::fd::OwnedFd::from(held.swap_remove(at)))
+    })
 }

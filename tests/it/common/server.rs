@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{RData, RecordType};
 
+use command_fds::{CommandFdExt, FdMapping};
+use std::os::fd::OwnedFd;
+
 use super::*;
 
 /// A `[[service]]` block with a check of `kind` on `port`, interval and timeout 200 ms,
@@ -62,9 +65,8 @@ impl Server {
     /// `zone`. `config` must not have a `[server]` table's `listen` key; a `[server]` table
     /// is added or extended with it.
     pub fn start_with_files(files: &[(&str, &str)], config: &str, zone: &str) -> Self {
-        let ip = loopback_ip();
-        let dns = SocketAddr::new(ip, free_port(&[ip]));
-        Self::start_listening(&[dns], dns, files, config, zone)
+        let (dns, sockets) = bound_dns();
+        Self::launch(&[dns], dns, sockets, files, config, zone, None)
     }
 
     /// As [`Server::start_with_files`], listening on `listen` and asked at `dns`.
@@ -75,7 +77,18 @@ impl Server {
         config: &str,
         zone: &str,
     ) -> Self {
-        Self::launch(listen, dns, files, config, zone, None)
+        Self::launch(listen, dns, Vec::new(), files, config, zone, None)
+    }
+
+    /// As [`Server::start_with_files`], answering at `dns` and handed `sockets`.
+    pub fn start_handing(
+        dns: SocketAddr,
+        sockets: Vec<OwnedFd>,
+        files: &[(&str, &str)],
+        config: &str,
+        zone: &str,
+    ) -> Self {
+        Self::launch(&[dns], dns, sockets, files, config, zone, None)
     }
 
     /// As [`Server::start_with_files`], with the process's descriptor limit (soft and hard)
@@ -86,14 +99,17 @@ impl Server {
         config: &str,
         zone: &str,
     ) -> Self {
-        let ip = loopback_ip();
-        let dns = SocketAddr::new(ip, free_port(&[ip]));
-        Self::launch(&[dns], dns, files, config, zone, Some(nofile))
+        let (dns, sockets) = bound_dns();
+        Self::launch(&[dns], dns, sockets, files, config, zone, Some(nofile))
     }
 
+    /// Starts the binary serving `listen`, handing it `sockets` (already bound for some of
+    /// those addresses) and the API listener [`api_config`] bound, if the config names it.
+    #[allow(clippy::too_many_arguments)]
     fn launch(
         listen: &[SocketAddr],
         dns: SocketAddr,
+        mut sockets: Vec<OwnedFd>,
         files: &[(&str, &str)],
         config: &str,
         zone: &str,
@@ -115,7 +131,7 @@ impl Server {
             None => format!("[server]\n{listen}\n{config}"),
         };
         let config_path = dir.path().join("failover-dns.toml");
-        fs::write(&config_path, config).expect("write config");
+        fs::write(&config_path, &config).expect("write config");
         let log = fs::File::create(dir.path().join("server.log")).expect("log file");
         let mut command = match nofile {
             None => Command::new(env!("CARGO_BIN_EXE_failover-dns")),
@@ -126,6 +142,22 @@ impl Server {
                 prlimit
             }
         };
+        sockets.extend(take_held_api(&config));
+        // Handed over as systemd would: descriptors 3, 4, … and their count in LISTEN_FDS.
+        let count = sockets.len();
+        let mappings = sockets
+            .into_iter()
+            .zip(3..)
+            .map(|(parent_fd, child_fd)| FdMapping {
+                parent_fd,
+                child_fd,
+            })
+            .collect();
+        command
+            .fd_mappings(mappings)
+            .expect("distinct descriptors")
+            .env("LISTEN_FDS", count.to_string())
+            .env_remove("LISTEN_PID");
         let child = command
             .args(["--log-format", "json", "run", "--config"])
             .arg(&config_path)
@@ -320,4 +352,22 @@ pub struct Transition {
     pub from: String,
     pub to: String,
     pub reason: String,
+}
+
+/// A fresh loopback address with a UDP socket and a TCP listener bound on one port, as
+/// descriptors to hand to the server: no one can take the port between choosing and serving.
+pub fn bound_dns() -> (SocketAddr, Vec<OwnedFd>) {
+    for _ in 0..100 {
+        let ip = loopback_ip();
+        let Ok(udp) = std::net::UdpSocket::bind((ip, 0)) else {
+            continue;
+        };
+        let Ok(addr) = udp.local_addr() else {
+            continue;
+        };
+        if let Ok(tcp) = std::net::TcpListener::bind(addr) {
+            return (addr, vec![OwnedFd::from(udp), OwnedFd::from(tcp)]);
+        }
+    }
+    panic!("no loopback address with a port free for UDP and TCP in 100 tries");
 }
