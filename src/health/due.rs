@@ -1,14 +1,10 @@
 //! When each probe is next due: a ring of millisecond slots.
 //!
-//! Written here rather than taken from a crate because the job is narrow and the usual tools
-//! fit it badly. A binary heap of 20,000 due times cost 6% of the check plane's samples in
-//! `pop` alone: every pop sifts through fifteen levels of a 480 kB array, most of them cache
-//! misses once the kernel's networking has run in between. tokio-util's `DelayQueue` is a
-//! timer wheel too, but links its entries through a slab (a random access per entry, and a
-//! key per insert we have no use for). Here an entry is appended to the slot of its
-//! millisecond and the slot is drained in one sequential pass when its time comes. Checks are
-//! due to the millisecond at best anyway: tokio's timer has that resolution, and intervals
-//! carry ±5% jitter.
+//! Written here because the usual tools fit the job badly at tens of thousands of members: a
+//! binary heap's every pop is a chain of cache misses, and tokio-util's `DelayQueue` links its
+//! entries through a slab. Here an entry is appended to the slot of its millisecond and the
+//! slot is drained in one sequential pass; checks are due to the millisecond at best anyway
+//! (tokio's timer resolution, ±5% jitter). The profile is in README "The check plane at scale".
 
 use std::time::Duration;
 
