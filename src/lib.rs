@@ -4,6 +4,13 @@
 //! rise/fall state machines and the service [`policy`], and publishes an immutable
 //! [`snapshot::Snapshot`] whenever an answer changes. The query path ([`dns`]) loads the
 //! current snapshot and answers from it with a pure function, never waiting on a check.
+//!
+//! [`config`] (with [`zone`]) turns files into a validated [`config::Plan`] and feeds
+//! everything; [`health`] and [`policy`] make snapshots; [`dns`] and [`api`] read them;
+//! [`metrics`], [`notify`] (webhooks), [`reload`] and [`status`] serve operators;
+//! [`connections`] and [`limits`] bound what clients can make the server spend. Imports run
+//! in that direction only. The command line (`src/main.rs`, `src/cli/`) is not part of the
+//! library. README "Architecture" has the picture and a table of what each module owns.
 
 pub mod api;
 pub mod config;
