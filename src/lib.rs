@@ -8,11 +8,15 @@
 //! [`config`] (with [`zone`]) turns files into a validated [`config::Plan`] and feeds
 //! everything; [`health`] and [`policy`] make snapshots; [`dns`] and [`api`] read them;
 //! [`metrics`], [`notify`] (webhooks), [`reload`] and [`status`] serve operators;
-//! [`connections`] and [`limits`] bound what clients can make the server spend. Imports run
-//! in that direction only. The command line (`src/main.rs`, `src/cli/`) is not part of the
-//! library. README "Architecture" has the picture and a table of what each module owns.
+//! [`connections`] and [`limits`] bound what clients can make the server spend; [`cause`]
+//! words errors for operators. No file imports one that imports it back; between top-level
+//! modules, two pairs know each other by design: a [`snapshot`] carries the wire index that
+//! `dns::fast::index` builds, and [`policy`] reads the member states of `health::state`. The
+//! command line (`src/main.rs`, `src/cli/`) is not part of the library. README
+//! "Architecture" has the picture and a table of what each module owns.
 
 pub mod api;
+pub mod cause;
 pub mod config;
 pub mod connections;
 pub mod dns;

@@ -106,7 +106,7 @@ async fn deliver(
                 return;
             }
             Ok(response) => last_error = format!("HTTP {}", response.status().as_u16()),
-            Err(error) => last_error = crate::health::probe::root_cause(&error),
+            Err(error) => last_error = crate::cause::root_cause(&error),
         }
     }
     metrics

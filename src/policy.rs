@@ -3,11 +3,32 @@
 //! Pure functions, applied per address family: `A` answers come from the IPv4 members and
 //! `AAAA` answers from the IPv6 members, each family with its own primary and standbys.
 
+use std::fmt;
 use std::net::IpAddr;
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::Policy;
-use crate::health::admin::AdminOverride;
 use crate::health::state::State;
+
+/// What an operator says about a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdminOverride {
+    /// Never answer it (unless every member of its family is drained).
+    Drain,
+    /// Answer it as healthy whatever its checks say.
+    ForceUp,
+}
+
+impl fmt::Display for AdminOverride {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AdminOverride::Drain => "drain",
+            AdminOverride::ForceUp => "force-up",
+        })
+    }
+}
 
 /// What one address family of a service answers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::health::admin::AdminOverride;
+use crate::policy::AdminOverride;
 
 /// The whole server's state at one instant.
 #[derive(Debug, Clone, Serialize, Deserialize)]

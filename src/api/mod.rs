@@ -33,9 +33,9 @@ use tower::ServiceExt;
 use tracing::{debug, info};
 
 use crate::connections::{Admitted, Connections, after_failed_accept};
-use crate::health::admin::AdminOverride;
 use crate::health::{AdminError, Control};
 use crate::metrics::Metrics;
+use crate::policy::AdminOverride;
 use crate::reload::Reloader;
 
 /// What every handler may use.

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use anyhow::{Context, bail};
-use failover_dns::health::probe::root_cause;
+use failover_dns::cause::root_cause;
 use failover_dns::status::Status;
 
 /// Fetches `GET {api}/status`.

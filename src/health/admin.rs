@@ -10,7 +10,6 @@
 //! mount delays the file, not a failover. The saver always writes the latest overrides and
 //! retries a failed write until it succeeds or newer overrides replace it.
 
-use std::fmt;
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
@@ -24,25 +23,7 @@ use tracing::{error, info};
 
 use crate::error::LoadError;
 use crate::metrics::{Metrics, ResultLabels};
-
-/// What an operator says about a member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AdminOverride {
-    /// Never answer it (unless every member of its family is drained).
-    Drain,
-    /// Answer it as healthy whatever its checks say.
-    ForceUp,
-}
-
-impl fmt::Display for AdminOverride {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AdminOverride::Drain => "drain",
-            AdminOverride::ForceUp => "force-up",
-        })
-    }
-}
+use crate::policy::AdminOverride;
 
 /// One override as the state file keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -33,8 +33,9 @@ use std::net::IpAddr;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Plan;
+use crate::policy::AdminOverride;
 use crate::status::Status;
-use admin::{AdminOverride, SaveTicket};
+use admin::SaveTicket;
 pub use monitor::Monitor;
 
 /// Why an override could not be set.

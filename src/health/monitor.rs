@@ -13,19 +13,15 @@ use hickory_proto::rr::{LowerName, Name};
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
-use super::admin::{AdminOverride, Damaged, SavedOverride, Saver};
-use super::probe;
-use super::running::Running;
-use super::schedule::{Report, Schedule};
+use super::admin::{Damaged, SavedOverride, Saver};
+use super::schedule::Report;
 use super::state::{self, Failure, MemberHealth, State};
-use super::{Checks, Control};
 use crate::config::Plan;
 use crate::metrics::{MemberCounters, Metrics};
 use crate::notify::Delivery;
+use crate::policy::AdminOverride;
 use crate::policy::{self, FamilyAnswers};
-use crate::snapshot::{
-    ServerStrings, ServiceRecords, Snapshot, SnapshotCell, ZoneSnapshot, next_serial,
-};
+use crate::snapshot::{ServerStrings, ServiceRecords, Snapshot, ZoneSnapshot, next_serial};
 use crate::status::CheckStatus;
 
 /// A member of a configured service, with its health and the id of its probe in the schedule.
@@ -160,33 +156,6 @@ impl Monitor {
             zones,
             server: Arc::clone(&self.server_strings),
         }
-    }
-
-    /// Starts the task that probes every member, applies the results and commands, and
-    /// publishes into `cell`. Dropping the returned [`Checks`] stops it.
-    pub fn start(mut self, cell: SnapshotCell) -> (Control, Checks) {
-        let (commands, command_inbox) = mpsc::channel(64);
-        self.saver = Some(Saver::start(
-            self.plan.server.state_file.clone(),
-            Arc::clone(&self.metrics),
-        ));
-        if std::mem::take(&mut self.unsaved) {
-            self.request_save();
-        }
-        let mut running = Running {
-            monitor: self,
-            schedule: Schedule::default(),
-            clients: probe::Clients::default(),
-            cell,
-            published: tokio::time::Instant::now(),
-            unpublished: false,
-        };
-        let wanted: Vec<(u64, usize, usize)> = running.monitor.probe_ids().collect();
-        for (id, s, m) in wanted {
-            running.schedule_probe(id, s, m);
-        }
-        let task = tokio::spawn(running.run(command_inbox));
-        (Control { commands }, Checks { task })
     }
 
     /// Every member's probe id with its service and member index.

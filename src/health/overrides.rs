@@ -11,8 +11,9 @@ use hickory_proto::rr::{LowerName, Name};
 use tracing::{error, info};
 
 use super::AdminError;
-use super::admin::{self, AdminOverride, Damaged, SaveTicket, SavedOverride};
+use super::admin::{self, Damaged, SaveTicket, SavedOverride};
 use super::monitor::Monitor;
+use crate::policy::AdminOverride;
 
 impl Monitor {
     /// Starts from a damaged state file (see [`admin::recover`]): every configured member

@@ -4,8 +4,6 @@
 //! hung backend costs one task its timeout and nothing else.
 
 use std::collections::HashMap;
-use std::error::Error;
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -13,8 +11,10 @@ use std::sync::Arc;
 use reqwest::header::{HOST, HeaderValue};
 
 use super::sockets::{Connecting, SocketPool, Start};
-use super::state::{Failure, NO_DESCRIPTORS};
+use super::state::Failure;
 use super::tls;
+use crate::cause::root_cause;
+use crate::cause::{cause_of, describe_io};
 use crate::config::{CheckKind, CheckPlan};
 
 /// A ready-to-run check of one member.
@@ -242,38 +242,6 @@ impl Probe {
             Begun::Over(outcome) => outcome,
             Begun::Pending(pending) => pending.finish().await,
         }
-    }
-}
-
-/// The innermost cause of an error, which is the part an operator can act on
-/// ("connection refused", not "error sending request for url"), in words for a log.
-pub fn root_cause(error: &(dyn Error + 'static)) -> String {
-    cause_of(error).into_owned()
-}
-
-fn cause_of(error: &(dyn Error + 'static)) -> Failure {
-    let mut cause = error;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    match cause.downcast_ref::<io::Error>() {
-        Some(io_error) => describe_io(io_error),
-        None => cause.to_string().into(),
-    }
-}
-
-fn describe_io(error: &io::Error) -> Failure {
-    if matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
-        return NO_DESCRIPTORS.into();
-    }
-    match error.kind() {
-        io::ErrorKind::ConnectionRefused => "connection refused".into(),
-        io::ErrorKind::ConnectionReset => "connection reset".into(),
-        io::ErrorKind::ConnectionAborted => "connection aborted".into(),
-        io::ErrorKind::HostUnreachable => "host unreachable".into(),
-        io::ErrorKind::NetworkUnreachable => "network unreachable".into(),
-        io::ErrorKind::UnexpectedEof => "connection closed before a response".into(),
-        _ => error.to_string().into(),
     }
 }
 

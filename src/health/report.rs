@@ -152,10 +152,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::health::admin::AdminOverride;
     use crate::health::monitor::MemberIndex;
     use crate::health::schedule::Report;
     use crate::metrics::Metrics;
+    use crate::policy::AdminOverride;
 
     const ZONE: &str = "$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 900 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.1\n";
     const CONFIG: &str = "[server]\nlisten = [\"127.0.0.1:5300\"]\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"z.zone\"\n\n[[service]]\nname = \"www.svc.example.test.\"\nmembers = [\"192.0.2.11\", \"192.0.2.12\"]\n[service.check]\nkind = \"tcp\"\nport = 80\nfall = 2\n";

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tracing::error;
 
-use super::Command;
+use super::admin::Saver;
 use super::monitor::{MemberIndex, Monitor};
 use super::probe::{self, Probe};
 use super::schedule::{Report, Schedule};
+use super::{Checks, Command, Control};
 use crate::snapshot::SnapshotCell;
 
 /// Most reports applied at a time.
@@ -126,5 +127,34 @@ impl Running {
                 }
             }
         }
+    }
+}
+
+impl Monitor {
+    /// Starts the task that probes every member, applies the results and commands, and
+    /// publishes into `cell`. Dropping the returned [`Checks`] stops it.
+    pub fn start(mut self, cell: SnapshotCell) -> (Control, Checks) {
+        let (commands, command_inbox) = mpsc::channel(64);
+        self.saver = Some(Saver::start(
+            self.plan.server.state_file.clone(),
+            Arc::clone(&self.metrics),
+        ));
+        if std::mem::take(&mut self.unsaved) {
+            self.request_save();
+        }
+        let mut running = Running {
+            monitor: self,
+            schedule: Schedule::default(),
+            clients: probe::Clients::default(),
+            cell,
+            published: tokio::time::Instant::now(),
+            unpublished: false,
+        };
+        let wanted: Vec<(u64, usize, usize)> = running.monitor.probe_ids().collect();
+        for (id, s, m) in wanted {
+            running.schedule_probe(id, s, m);
+        }
+        let task = tokio::spawn(running.run(command_inbox));
+        (Control { commands }, Checks { task })
     }
 }

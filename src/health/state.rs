@@ -64,7 +64,7 @@ pub type Outcome = Result<Duration, Failure>;
 /// Why a check could not be made at all: this host is out of file descriptors (EMFILE,
 /// ENFILE). That says nothing about the member, so it is *no result*: never a failure that
 /// moves a member down, whoever exhausted the descriptors.
-pub const NO_DESCRIPTORS: &str = "no result: this host is out of file descriptors";
+pub const NO_DESCRIPTORS: &str = crate::cause::OUT_OF_DESCRIPTORS;
 
 /// Whether `failure` is no result about the member (see [`NO_DESCRIPTORS`]).
 pub fn is_no_result(failure: &Failure) -> bool {
