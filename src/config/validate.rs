@@ -1,5 +1,6 @@
 //! Validation: from the raw config to the plan's parts, every problem reported as
-//! `file:line: problem` with what to do.
+//! `file:line: problem` with what to do. One function per table of the config; it will split
+//! by table if it grows much further.
 //!
 //! Pure apart from reading the zone files and token file it names: it changes nothing it was
 //! given, and what follows from a valid config (service names added to their zones, the

@@ -1,5 +1,8 @@
 //! Operating the server: the HTTP API (status, metrics, overrides, reload), SIGHUP, failover
 //! webhooks and the status/drain commands, against the real binary and real backends.
+//!
+//! Longer than most files: every endpoint and command an operator uses, end to end; they
+//! share one setup (a served pair with the API on) that no other module needs.
 
 use std::fs;
 use std::net::{IpAddr, SocketAddr};

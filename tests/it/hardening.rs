@@ -1,6 +1,9 @@
 //! Hardening: what a hostile client or a broken disk can do to the server, each tried against
 //! the real binary on loopback. No connection flood, trickle, cross-site request, reload storm
 //! or unwritable state file may move a member or corrupt what is served.
+//!
+//! Longer than most files: one test per finding of the hardening review, each with the
+//! attacker it needs (floods, trickles, slow backends); they share those and no one else does.
 
 use std::fs;
 use std::io::{ErrorKind, Read, Write};

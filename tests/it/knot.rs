@@ -3,6 +3,9 @@
 //! section (rcode, flags, question as sent, answer/authority/additional as sets of records,
 //! EDNS). Every difference is reported with its query.
 //!
+//! Longer than most files: the Knot harness (config, start, the section-by-section comparison)
+//! and the queries of each zone belong together.
+//!
 //! Knot is the reference for what a standard authoritative server answers. Its copy of the
 //! zone gets the service name `www` as a static A record with the service's TTL, which is what
 //! failover-dns answers while the primary is healthy; so the dynamic name is compared too.
