@@ -13,7 +13,7 @@ use crate::error::LoadError;
 pub const MAX_ZONE_BYTES: u64 = 1 << 30;
 
 /// Deepest `$INCLUDE` nesting, as hickory's parser allows.
-const MAX_INCLUDE_DEPTH: usize = 8;
+pub(super) const MAX_INCLUDE_DEPTH: usize = 8;
 
 /// The text of the zone file at `path`, which must be a regular file of at most `limit` bytes.
 /// A device, FIFO or directory is refused before it is opened (opening a FIFO would block).

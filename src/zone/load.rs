@@ -1,19 +1,18 @@
 //! Parsing zone text (hickory's parser) and the zone-level checks it does not make, into a
 //! [`StaticZone`]. Every error names the file and, where one is to blame, the line.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use hickory_proto::rr::{DNSClass, LowerName, Name, RecordSet, RecordType, RrKey};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
-use hickory_proto::serialize::txt::Parser;
 
 use super::blame::{first_line_where, located};
 use super::files::{MAX_ZONE_BYTES, check_includes, read_zone_text};
 use super::{Node, StaticZone, mark_existing};
 use crate::error::LoadError;
 
-type Parsed = BTreeMap<RrKey, RecordSet>;
+use super::reader::{self, Parsed};
 
 /// Loads and checks the zone file at `path` for the zone `origin`.
 pub fn load(path: &Path, origin: &Name) -> Result<StaticZone, LoadError> {
@@ -31,15 +30,8 @@ pub fn parse(text: &str, origin: &Name) -> Result<StaticZone, LoadError> {
 /// `$INCLUDE` paths are relative to).
 fn parse_from(text: &str, origin: &Name, path: &Path) -> Result<StaticZone, LoadError> {
     check_includes(path, text, MAX_ZONE_BYTES.saturating_sub(text.len() as u64))?;
-    let parse = |input: &str| {
-        Parser::new(input, Some(path.to_path_buf()), Some(origin.clone()))
-            .parse()
-            .map(|(_, records)| records)
-    };
-    let records = parse(text).map_err(|error| {
-        let line = first_line_where(text, |prefix| parse(prefix).is_err());
-        located(path, line, format!("cannot parse zone file: {error}"))
-    })?;
+    let parse = |input: &str| reader::read(input, origin, path);
+    let records = parse(text)?;
 
     // Each check finds the first offending entry by re-parsing prefixes: see `first_line_where`.
     let blame = |message: String, bad: &dyn Fn(&Parsed) -> bool| {

@@ -8,6 +8,7 @@
 mod blame;
 mod files;
 mod load;
+mod reader;
 
 use std::collections::{HashMap, HashSet};
 

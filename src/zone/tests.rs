@@ -261,3 +261,201 @@ fn missing_soa_is_rejected() {
     let err = parse("@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n", &origin()).expect_err("must fail");
     assert!(err.message.contains("no SOA"), "{err}");
 }
+
+/// The records of `name` and `rtype` in `zone`, as presentation text.
+fn rdata_of(zone: &StaticZone, name: &str, rtype: RecordType) -> Vec<String> {
+    let key = LowerName::new(&Name::from_ascii(name).expect("name"));
+    zone.nodes
+        .get(&key)
+        .and_then(|node| node.rrset(rtype))
+        .map(|set| {
+            set.records_without_rrsigs()
+                .map(|r| r.data.to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Wire-format RDATA of the single `rtype` record at `name`.
+fn wire_of(zone: &StaticZone, name: &str, rtype: RecordType) -> Vec<u8> {
+    use hickory_proto::serialize::binary::BinEncodable;
+    let key = LowerName::new(&Name::from_ascii(name).expect("name"));
+    let set = zone.nodes[&key].rrset(rtype).expect("rrset");
+    let record = set.records_without_rrsigs().next().expect("record");
+    record.data.to_bytes().expect("encodes")
+}
+
+const APEX: &str =
+    "@ 300 IN SOA ns1 hostmaster 1 7200 900 1209600 60\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n";
+
+#[test]
+fn at_in_record_data_is_the_origin() {
+    let zone = parse(
+        &format!("{APEX}mx 300 IN MX 10 @\nalias 300 IN CNAME @\n"),
+        &origin(),
+    )
+    .expect("loads");
+    assert_eq!(
+        rdata_of(&zone, "mx.svc.example.test.", RecordType::MX),
+        ["10 svc.example.test."]
+    );
+    assert_eq!(
+        rdata_of(&zone, "alias.svc.example.test.", RecordType::CNAME),
+        ["svc.example.test."]
+    );
+}
+
+#[test]
+fn quoted_strings_inside_parentheses_stay_strings() {
+    let text = format!(
+        "{APEX}sel._domainkey 300 IN TXT ( \"v=DKIM1; k=rsa; \"\n    \"p=MIGf\" ) ; a comment\n"
+    );
+    let zone = parse(&text, &origin()).expect("loads");
+    let wire = wire_of(&zone, "sel._domainkey.svc.example.test.", RecordType::TXT);
+    assert_eq!(wire, b"\x10v=DKIM1; k=rsa; \x06p=MIGf");
+}
+
+#[test]
+fn labels_are_any_octets_and_escapes_are_decimal() {
+    let text = format!(
+        "{APEX}a_b#c!d'e 300 IN A 192.0.2.7\nx\\065y 300 IN TXT \"foo\\010bar\" \"sp\\ ace\"\nmx 300 IN MX 10 foo\\ bar\n"
+    );
+    let zone = parse(&text, &origin()).expect("loads");
+    let odd = Name::from_labels([&b"a_b#c!d'e"[..], b"svc", b"example", b"test"]).expect("name");
+    let node = &zone.nodes[&LowerName::new(&odd)];
+    assert!(node.rrset(RecordType::A).is_some(), "a label of any octets");
+    // \065 is decimal: 'A'.
+    let txt = wire_of(&zone, "xay.svc.example.test.", RecordType::TXT);
+    assert_eq!(txt, b"\x07foo\x0abar\x06sp ace");
+    let mx = wire_of(&zone, "mx.svc.example.test.", RecordType::MX);
+    assert_eq!(
+        &mx[2..10],
+        b"\x07foo bar",
+        "the escaped space stays in the label"
+    );
+}
+
+#[test]
+fn records_without_any_ttl_take_the_soa_minimum_then_the_last_stated() {
+    let text = "@ IN SOA ns1 hostmaster 1 7200 900 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.1\nx 120 IN A 192.0.2.2\ny IN A 192.0.2.3\n";
+    let zone = parse(text, &origin()).expect("loads");
+    let ttl = |name: &str, rtype| {
+        let key = LowerName::new(&Name::from_ascii(name).expect("name"));
+        zone.nodes[&key].rrset(rtype).expect("rrset").ttl()
+    };
+    assert_eq!(
+        ttl("svc.example.test.", RecordType::SOA),
+        60,
+        "the SOA's MINIMUM, as BIND"
+    );
+    assert_eq!(
+        ttl("ns1.svc.example.test.", RecordType::A),
+        60,
+        "the last stated"
+    );
+    assert_eq!(
+        ttl("y.svc.example.test.", RecordType::A),
+        120,
+        "the last stated"
+    );
+}
+
+#[test]
+fn ttl_units_relative_origin_and_generic_syntax_load() {
+    let text = format!(
+        "$ttl 1h30m\n{}$ORIGIN sub\nhost A 192.0.2.9\nopaque TYPE65534 \\# 3 abcdef\nknown A \\# 4 C0000201\n",
+        APEX.replace(" 300 ", " ")
+    );
+    let zone = parse(&text, &origin()).expect("loads");
+    let key = LowerName::new(&Name::from_ascii("host.sub.svc.example.test.").expect("name"));
+    let set = zone.nodes[&key]
+        .rrset(RecordType::A)
+        .expect("relative $ORIGIN appended");
+    assert_eq!(set.ttl(), 5400);
+    assert_eq!(
+        wire_of(
+            &zone,
+            "opaque.sub.svc.example.test.",
+            RecordType::from(65534)
+        ),
+        [0xab, 0xcd, 0xef]
+    );
+    assert_eq!(
+        rdata_of(&zone, "known.sub.svc.example.test.", RecordType::A),
+        ["192.0.2.1"]
+    );
+}
+
+#[test]
+fn presigned_dnssec_data_and_less_common_types_load() {
+    let text = format!(
+        "{APEX}\
+@ 300 IN DNSKEY 257 3 ECDSAP256SHA256 ( mdsswUyr3DPW132mOi8V9xESWE8jTo0d\n xbjjmw2kOCUbdxY6ZTNaS3QB0o5Hf6oWDB2Uq9e/qS2t4RUXXGpWSw== )\n\
+@ 300 IN RRSIG SOA 13 3 300 20261231000000 20261201000000 12345 @ ( AAAA AAAA )\n\
+@ 300 IN NSEC ns1 SOA NS RRSIG NSEC DNSKEY\n\
+@ 300 IN NSEC3PARAM 1 0 0 -\n\
+@ 300 IN CAA 0 issue \"letsencrypt.org\"\n\
+d 300 IN DNAME elsewhere.test.\n\
+s 300 IN SPF \"v=spf1 -all\"\n\
+u 300 IN URI 10 1 \"https://example.test/\"\n\
+t 300 IN TLSA 3 1 1 ( 0123456789abcdef\n 0123456789abcdef )\n"
+    );
+    let zone = parse(&text, &origin()).expect("loads");
+    let apex = "svc.example.test.";
+    for rtype in [
+        RecordType::DNSKEY,
+        RecordType::NSEC,
+        RecordType::NSEC3PARAM,
+        RecordType::CAA,
+    ] {
+        assert!(!wire_of(&zone, apex, rtype).is_empty(), "{rtype}");
+    }
+    let caa = wire_of(&zone, apex, RecordType::CAA);
+    assert_eq!(caa, b"\x00\x05issueletsencrypt.org");
+    let nsec = wire_of(&zone, apex, RecordType::NSEC);
+    // ns1.svc.example.test. then window 0: SOA(6) NS(2) RRSIG(46) NSEC(47) DNSKEY(48).
+    assert_eq!(
+        &nsec[nsec.len() - 9..],
+        [0, 7, 0x22, 0, 0, 0, 0, 0x03, 0x80]
+    );
+    assert_eq!(
+        wire_of(&zone, "d.svc.example.test.", RecordType::from(39)),
+        b"\x09elsewhere\x04test\x00"
+    );
+    assert_eq!(
+        wire_of(&zone, "u.svc.example.test.", RecordType::from(256)),
+        b"\x00\x0a\x00\x01https://example.test/"
+    );
+    assert_eq!(
+        wire_of(&zone, "t.svc.example.test.", RecordType::TLSA).len(),
+        3 + 16
+    );
+}
+
+#[test]
+fn bad_record_data_names_its_line() {
+    for (body, line, what) in [
+        ("x 300 IN A 300.1.2.3\n", 4, "bad IPv4 address"),
+        ("x 300 IN MX ten mail\n", 4, "bad number"),
+        ("x 300 IN TXT \"unclosed\n", 4, "unclosed quote"),
+        ("x 300 IN A ( 192.0.2.1\n", 4, "unclosed parenthesis"),
+        ("x 300 IN A 192.0.2.1 extra\n", 4, "more fields"),
+        ("x 300 IN BOGUS 1\n", 4, "unknown record type"),
+        ("x 300 IN TYPE65534 \\# 2 ab\n", 4, "says 2 octets"),
+        ("$INCLUDE\n", 4, "$INCLUDE takes a file"),
+    ] {
+        let err = parse(&format!("{APEX}{body}"), &origin()).expect_err(body);
+        assert_eq!(err.line, Some(line), "{body}: {err}");
+        assert!(err.message.contains(what), "{body}: {err}");
+    }
+}
+
+#[test]
+fn a_second_soa_is_refused_at_its_line() {
+    let err = parse(
+        &format!("{APEX}@ 300 IN SOA ns1 hostmaster 2 7200 900 1209600 60\n"),
+        &origin(),
+    )
+    .expect_err("two SOAs");
+    assert_eq!(err.line, Some(4), "{err}");
+}

@@ -44,7 +44,7 @@ TOML
     if [ -n "$VERBOSE" ]; then
         [ "$nsd" = ok ] || echo "    nsd:  $(echo "$nsd_error" | head -1)"
         [ "$knot" = ok ] || echo "    knot: $(echo "$knot_error" | grep -v '^$' | head -1)"
-        [ "$ours" = ok ] || echo "    ours: $(echo "$ours_error" | head -1)"
+        [ "$ours" = ok ] || echo "    ours: $(echo "$ours_error" | grep -m1 '^error' || echo "$ours_error" | head -1)"
     fi
 done < MANIFEST
 echo
