@@ -70,8 +70,17 @@ fn parse_from(text: &str, origin: &Name, path: &Path) -> Result<StaticZone, Load
         }
         if key.record_type == RecordType::CNAME {
             let name = key.name.clone();
-            let others =
-                |r: &Parsed| r.keys().filter(|k| k.name == name).count() > 1 && r.contains_key(key);
+            // RRSIG and NSEC records may stand beside a CNAME (RFC 4035 §2.5).
+            let others = |r: &Parsed| {
+                r.keys()
+                    .filter(|k| {
+                        k.name == name
+                            && !matches!(k.record_type, RecordType::RRSIG | RecordType::NSEC)
+                    })
+                    .count()
+                    > 1
+                    && r.contains_key(key)
+            };
             if others(&records) {
                 return Err(blame(
                     format!(

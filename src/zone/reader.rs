@@ -291,8 +291,18 @@ fn build_record(
             let length = u16::try_from(wire.len())
                 .map_err(|_| format!("{rtype} data of {} bytes exceeds 65535", wire.len()))?;
             let mut decoder = BinDecoder::new(&wire);
-            RData::read(&mut decoder, rtype, Restrict::new(length))
-                .map_err(|e| format!("bad {rtype} data: {e}"))?
+            match RData::read(&mut decoder, rtype, Restrict::new(length)) {
+                Ok(data) => data,
+                // Data this reader wrote field by field, that hickory's model of the type
+                // refuses (an NSEC3PARAM with unassigned flags, say), is served as it was
+                // written, as opaque data (RFC 3597 §5). Not for the RFC 1035 types, whose
+                // names are compressed and looked into.
+                Err(_) if u16::from(rtype) > 16 => RData::Unknown {
+                    code: rtype,
+                    rdata: hickory_proto::rr::rdata::NULL::with(wire),
+                },
+                Err(e) => return Err(format!("bad {rtype} data: {e}")),
+            }
         }
     };
     let mut record = Record::from_rdata(name, ttl, data);
@@ -713,6 +723,8 @@ enum Field {
     Octets,
     /// EUI48 / EUI64: hex pairs separated by `-`.
     Eui,
+    /// CERT's certificate type: a number or a mnemonic (RFC 4398 §2.1).
+    CertType,
 }
 
 fn fields_of(rtype: RecordType) -> Option<&'static [Field]> {
@@ -744,6 +756,7 @@ fn fields_of(rtype: RecordType) -> Option<&'static [Field]> {
         108 | 109 => &[Eui],
         256 => &[U16, U16, Octets],
         257 => &[U8, CaaTag, Octets],
+        37 => &[CertType, U16, Algorithm, Base64],
         _ => return None,
     })
 }
@@ -775,6 +788,9 @@ fn rdata_wire(
             ));
         }
         return Ok(RDataWire::Wire(data));
+    }
+    if u16::from(rtype) == 29 {
+        return loc(tokens).map(RDataWire::Wire);
     }
     let Some(fields) = fields_of(rtype) else {
         // Hickory's parser for the rest, from the data as written, with the names it holds
@@ -906,6 +922,13 @@ fn rdata_wire(
                         out.push(u8::try_from(tag.len()).map_err(|_| "CAA tag too long")?);
                         out.extend_from_slice(tag);
                     }
+                    Field::CertType => out.extend(
+                        cert_type(token.text)
+                            .ok_or_else(|| {
+                                format!("unknown certificate type {}", show(token.text))
+                            })?
+                            .to_be_bytes(),
+                    ),
                     Field::Eui => {
                         let hex: Vec<u8> =
                             token.text.iter().copied().filter(|b| *b != b'-').collect();
@@ -939,6 +962,119 @@ fn push_text(out: &mut Vec<u8>, token: &Token<'_>) -> Result<(), String> {
     out.push(length);
     out.extend(bytes);
     Ok(())
+}
+
+/// A decimal number written with up to `scale` digits after the point, times 10^scale (so
+/// `decimal("23.5", 3)` is 23,500); a trailing `m` (metres) is allowed.
+fn decimal(text: &[u8], scale: u32) -> Option<i64> {
+    let s = std::str::from_utf8(text).ok()?;
+    let s = s.strip_suffix(['m', 'M']).unwrap_or(s);
+    let (negative, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (whole, fraction) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty() || fraction.len() > scale as usize {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let mut fraction_value: i64 = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse().ok()?
+    };
+    for _ in fraction.len()..scale as usize {
+        fraction_value = fraction_value.checked_mul(10)?;
+    }
+    let value = whole
+        .checked_mul(10i64.checked_pow(scale)?)?
+        .checked_add(fraction_value)?;
+    Some(if negative { -value } else { value })
+}
+
+/// LOC (RFC 1876 §3): `d1 [m1 [s1]] N|S d2 [m2 [s2]] E|W alt[m] [siz[m] [hp[m] [vp[m]]]]`.
+fn loc(tokens: &[&Token<'_>]) -> Result<Vec<u8>, String> {
+    let bad = || "bad LOC data".to_string();
+    let mut at = 0;
+    // One coordinate: degrees, optional minutes and seconds, then a hemisphere letter.
+    let mut coordinate = |positive: u8, negative: u8, max_degrees: i64| -> Result<u32, String> {
+        let mut parts = Vec::new();
+        loop {
+            let token = tokens.get(at).ok_or_else(bad)?;
+            at += 1;
+            let upper = token.text.to_ascii_uppercase();
+            if upper == [positive] || upper == [negative] {
+                let [degrees, minutes, seconds] = match parts[..] {
+                    [d] => [d, 0, 0],
+                    [d, m] => [d, m, 0],
+                    [d, m, s] => [d, m, s],
+                    _ => return Err(bad()),
+                };
+                if degrees > max_degrees * 1000 || minutes >= 60_000 || seconds >= 60_000 {
+                    return Err(bad());
+                }
+                // Thousandths of a second of arc, from 2^31 at the equator or meridian.
+                let value = degrees / 1000 * 3_600_000 + minutes / 1000 * 60_000 + seconds;
+                let signed = if upper == [positive] { value } else { -value };
+                return u32::try_from((1i64 << 31) + signed).map_err(|_| bad());
+            }
+            // Degrees and minutes are whole; seconds may have three decimals.
+            parts.push(decimal(token.text, 3).ok_or_else(bad)?);
+            if parts.len() > 3 {
+                return Err(bad());
+            }
+        }
+    };
+    let latitude = coordinate(b'N', b'S', 90)?;
+    let longitude = coordinate(b'E', b'W', 180)?;
+    let rest = &tokens[at.min(tokens.len())..];
+    let altitude = decimal(rest.first().ok_or_else(bad)?.text, 2).ok_or_else(bad)?;
+    let altitude = u32::try_from(altitude + 10_000_000).map_err(|_| bad())?;
+    // Size, horizontal and vertical precision in centimetres, with RFC 1876's defaults.
+    let mut sizes = [100i64, 1_000_000, 1_000];
+    for (slot, token) in sizes.iter_mut().zip(rest.iter().skip(1)) {
+        *slot = decimal(token.text, 2).filter(|v| *v >= 0).ok_or_else(bad)?;
+    }
+    if rest.len() > 4 {
+        return Err(bad());
+    }
+    let precision = |centimetres: i64| -> Result<u8, String> {
+        let mut exponent = 0u32;
+        while exponent < 9 && centimetres >= 10i64.pow(exponent + 1) {
+            exponent += 1;
+        }
+        let mantissa = (centimetres / 10i64.pow(exponent)).min(9);
+        u8::try_from(mantissa << 4 | i64::from(exponent)).map_err(|_| bad())
+    };
+    let mut out = vec![0];
+    for size in sizes {
+        out.push(precision(size)?);
+    }
+    out.extend(latitude.to_be_bytes());
+    out.extend(longitude.to_be_bytes());
+    out.extend(altitude.to_be_bytes());
+    Ok(out)
+}
+
+/// CERT certificate types (RFC 4398 §2.1).
+fn cert_type(text: &[u8]) -> Option<u16> {
+    let upper = std::str::from_utf8(text).ok()?.to_ascii_uppercase();
+    if let Ok(n) = upper.parse::<u16>() {
+        return Some(n);
+    }
+    Some(match upper.as_str() {
+        "PKIX" => 1,
+        "SPKI" => 2,
+        "PGP" => 3,
+        "IPKIX" => 4,
+        "ISPKI" => 5,
+        "IPGP" => 6,
+        "ACPKIX" => 7,
+        "IACPKIX" => 8,
+        "URI" => 253,
+        "OID" => 254,
+        _ => return None,
+    })
 }
 
 fn algorithm(text: &[u8]) -> Option<u8> {

@@ -459,3 +459,53 @@ fn a_second_soa_is_refused_at_its_line() {
     .expect_err("two SOAs");
     assert_eq!(err.line, Some(4), "{err}");
 }
+
+#[test]
+fn a_signed_cname_keeps_its_rrsig_and_nsec_beside_it() {
+    let text = format!(
+        "{APEX}alias 300 IN CNAME ns1\nalias 300 IN RRSIG CNAME 13 4 300 20261231000000 20261201000000 1 @ AAAA\nalias 300 IN NSEC ns1 CNAME RRSIG NSEC\n"
+    );
+    parse(&text, &origin()).expect("RRSIG and NSEC may stand beside a CNAME");
+    let err = parse(
+        &format!("{APEX}alias 300 IN CNAME ns1\nalias 300 IN TXT \"x\"\n"),
+        &origin(),
+    )
+    .expect_err("TXT may not");
+    assert!(err.message.contains("CNAME and other records"), "{err}");
+}
+
+#[test]
+fn cert_mnemonics_and_nsec3param_with_unassigned_flags_load() {
+    let text = format!("{APEX}c 300 IN CERT PGP 0 RSASHA256 AQID\n@ 300 IN NSEC3PARAM 1 20 14 -\n");
+    let zone = parse(&text, &origin()).expect("loads");
+    assert_eq!(
+        wire_of(&zone, "c.svc.example.test.", RecordType::from(37)),
+        [0, 3, 0, 0, 8, 1, 2, 3]
+    );
+    assert_eq!(
+        wire_of(&zone, "svc.example.test.", RecordType::NSEC3PARAM),
+        [1, 20, 0, 14, 0],
+        "served as written"
+    );
+}
+
+#[test]
+fn loc_is_written_as_rfc_1876_says() {
+    // RFC 1876's own example: the CAIDA office, and the defaults for the rest.
+    let text = format!(
+        "{APEX}a 300 IN LOC 42 21 54 N 71 06 18 W -24m 30m\nb 300 IN LOC 52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000m 10m\n"
+    );
+    let zone = parse(&text, &origin()).expect("loads");
+    let a = wire_of(&zone, "a.svc.example.test.", RecordType::from(29));
+    // Version 0; size 30 m = 3e3 cm; default precisions 10 km = 1e6 cm, 10 m = 1e3 cm.
+    assert_eq!(&a[..4], [0, 0x33, 0x16, 0x13]);
+    let latitude = (1u32 << 31) + (42 * 3600 + 21 * 60 + 54) * 1000;
+    let longitude = (1u32 << 31) - (71 * 3600 + 6 * 60 + 18) * 1000;
+    assert_eq!(&a[4..8], latitude.to_be_bytes());
+    assert_eq!(&a[8..12], longitude.to_be_bytes());
+    assert_eq!(&a[12..16], (10_000_000u32 - 2400).to_be_bytes());
+    let b = wire_of(&zone, "b.svc.example.test.", RecordType::from(29));
+    assert_eq!(&b[..4], [0, 0x00, 0x16, 0x13], "a size of 0 m");
+    let err = parse(&format!("{APEX}c 300 IN LOC 91 0 0 N 0 E 0m\n"), &origin()).expect_err("91 N");
+    assert!(err.message.contains("bad LOC data"), "{err}");
+}
