@@ -6,6 +6,7 @@ mod common;
 
 mod api;
 mod cli;
+mod corpus;
 mod dns;
 mod failover;
 mod hardening;
