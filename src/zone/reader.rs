@@ -10,8 +10,8 @@
 //! CAA, TLSA, SSHFP and other common types. Going through wire format keeps every octet of a
 //! label or a string as written, and leaves hickory the types it models.
 //!
-//! Types without a presentation parser here (SVCB, HTTPS, LOC, APL, IPSECKEY, …) are handed to
-//! hickory's own parser, as before; RFC 3597's `\#` form works for every type. Never touches
+//! Types without a presentation parser here (APL, IPSECKEY, …) are handed to hickory's own
+//! parser, as before; RFC 3597's `\#` form works for every type. Never touches
 //! the network; reads only the files `$INCLUDE` names, within the limits of [`super::files`].
 
 use std::collections::BTreeMap;
@@ -789,21 +789,17 @@ fn rdata_wire(
         }
         return Ok(RDataWire::Wire(data));
     }
-    if u16::from(rtype) == 29 {
-        return loc(tokens).map(RDataWire::Wire);
+    match u16::from(rtype) {
+        29 => return loc(tokens).map(RDataWire::Wire),
+        64 | 65 => return svcb(tokens, origin).map(RDataWire::Wire),
+        _ => {}
     }
     let Some(fields) = fields_of(rtype) else {
         // Hickory's parser for the rest, from the data as written, with the names it holds
         // made absolute (hickory's parser here resolves nothing).
-        let names = match u16::from(rtype) {
-            64 | 65 => &[1][..], // SVCB, HTTPS: the target
-            _ => &[],
-        };
         let mut words = Vec::with_capacity(tokens.len());
-        for (index, token) in tokens.iter().enumerate() {
-            words.push(if names.contains(&index) {
-                decode_name(&name_wire(token, origin)?)?.to_string()
-            } else if token.quoted {
+        for token in tokens {
+            words.push(if token.quoted {
                 format!("\"{}\"", show(token.text))
             } else {
                 show(token.text)
@@ -1054,6 +1050,179 @@ fn loc(tokens: &[&Token<'_>]) -> Result<Vec<u8>, String> {
     out.extend(longitude.to_be_bytes());
     out.extend(altitude.to_be_bytes());
     Ok(out)
+}
+
+/// SVCB and HTTPS (RFC 9460 §2.1, appendix A): priority, target, then `key[=value]`
+/// parameters in any order, written sorted by key as the wire form requires (§2.2).
+fn svcb(tokens: &[&Token<'_>], origin: &[u8]) -> Result<Vec<u8>, String> {
+    let bad = |what: &str| format!("bad SVCB data: {what}");
+    let priority: u16 = tokens
+        .first()
+        .and_then(|t| std::str::from_utf8(t.text).ok()?.parse().ok())
+        .ok_or_else(|| bad("no priority"))?;
+    let target = tokens.get(1).ok_or_else(|| bad("no target name"))?;
+    let mut out = priority.to_be_bytes().to_vec();
+    out.extend(name_wire(target, origin)?);
+    // Each parameter: `key`, `key=value`, or `key=` followed by a quoted value.
+    let mut params: BTreeMap<u16, Vec<u8>> = BTreeMap::new();
+    let mut rest = tokens[2.min(tokens.len())..].iter().peekable();
+    while let Some(token) = rest.next() {
+        if token.quoted {
+            return Err(bad(&format!(
+                "a quoted value without its key: \"{}\"",
+                show(token.text)
+            )));
+        }
+        let (key, value): (&[u8], Option<Vec<u8>>) =
+            match token.text.iter().position(|b| *b == b'=') {
+                None => (token.text, None),
+                Some(eq) => {
+                    let inline = &token.text[eq + 1..];
+                    let value = if inline.is_empty() && rest.peek().is_some_and(|t| t.quoted) {
+                        rest.next().map_or(Vec::new(), |t| t.text.to_vec())
+                    } else {
+                        inline.to_vec()
+                    };
+                    (&token.text[..eq], Some(value))
+                }
+            };
+        let key = svc_key(key).ok_or_else(|| bad(&format!("unknown key {}", show(key))))?;
+        let wire = svc_value(key, value.as_deref()).map_err(|e| bad(&e))?;
+        if params.insert(key, wire).is_some() {
+            return Err(bad(&format!("key{key} given twice")));
+        }
+    }
+    for (key, value) in params {
+        out.extend(key.to_be_bytes());
+        out.extend(
+            u16::try_from(value.len())
+                .map_err(|_| bad("a value over 65535 octets"))?
+                .to_be_bytes(),
+        );
+        out.extend(value);
+    }
+    Ok(out)
+}
+
+/// SvcParamKey names (RFC 9460 §14.3.2, with dohpath RFC 9461, ohttp RFC 9540 and
+/// tls-supported-groups from IANA's registry).
+fn svc_key(name: &[u8]) -> Option<u16> {
+    let name = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
+    Some(match name.as_str() {
+        "mandatory" => 0,
+        "alpn" => 1,
+        "no-default-alpn" => 2,
+        "port" => 3,
+        "ipv4hint" => 4,
+        "ech" => 5,
+        "ipv6hint" => 6,
+        "dohpath" => 7,
+        "ohttp" => 8,
+        "tls-supported-groups" => 9,
+        _ => name.strip_prefix("key")?.parse().ok()?,
+    })
+}
+
+/// A comma-separated value list (RFC 9460 appendix A.1): the value's escapes are decoded
+/// first, then in what remains a backslash takes the next octet as it is, so `\,` is a comma
+/// inside an item (which a zone file writes `\\,`).
+fn value_list(value: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let value = unescape(value)?;
+    let mut items = vec![Vec::new()];
+    let mut i = 0;
+    while let Some(&b) = value.get(i) {
+        match b {
+            b'\\' => {
+                items.last_mut()?.push(*value.get(i + 1)?);
+                i += 2;
+            }
+            b',' => {
+                items.push(Vec::new());
+                i += 1;
+            }
+            _ => {
+                items.last_mut()?.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some(items)
+}
+
+/// One SvcParamValue in wire form.
+fn svc_value(key: u16, value: Option<&[u8]>) -> Result<Vec<u8>, String> {
+    let needs = |what: &str| format!("key{key} needs {what}");
+    let list = || -> Result<Vec<Vec<u8>>, String> {
+        value_list(value.ok_or_else(|| needs("a value"))?)
+            .ok_or_else(|| needs("a well-formed list"))
+    };
+    match key {
+        0 => {
+            let mut keys = list()?
+                .iter()
+                .map(|k| svc_key(k).ok_or_else(|| format!("unknown key {} in mandatory", show(k))))
+                .collect::<Result<Vec<_>, _>>()?;
+            keys.sort_unstable();
+            Ok(keys.iter().flat_map(|k| k.to_be_bytes()).collect())
+        }
+        1 => {
+            let mut out = Vec::new();
+            for id in list()? {
+                let length = u8::try_from(id.len())
+                    .ok()
+                    .filter(|l| *l > 0)
+                    .ok_or_else(|| needs("ALPN ids of 1 to 255 octets"))?;
+                out.push(length);
+                out.extend(id);
+            }
+            Ok(out)
+        }
+        2 | 8 => match value {
+            None | Some(b"") => Ok(Vec::new()),
+            Some(_) => Err(format!("key{key} takes no value")),
+        },
+        3 => {
+            let port: u16 = value
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+                .ok_or_else(|| needs("a port number"))?;
+            Ok(port.to_be_bytes().to_vec())
+        }
+        4 => list()?
+            .iter()
+            .map(|a| {
+                show(a)
+                    .parse::<Ipv4Addr>()
+                    .map(|a| a.octets().to_vec())
+                    .map_err(|_| needs("IPv4 addresses"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.concat()),
+        6 => list()?
+            .iter()
+            .map(|a| {
+                show(a)
+                    .parse::<Ipv6Addr>()
+                    .map(|a| a.octets().to_vec())
+                    .map_err(|_| needs("IPv6 addresses"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.concat()),
+        5 => decode_base64(value.ok_or_else(|| needs("base64"))?).ok_or_else(|| needs("base64")),
+        9 => list()?
+            .iter()
+            .map(|g| {
+                show(g)
+                    .parse::<u16>()
+                    .map(|g| g.to_be_bytes().to_vec())
+                    .map_err(|_| needs("TLS group numbers"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.concat()),
+        _ => match value {
+            None => Ok(Vec::new()),
+            Some(v) => unescape(v).ok_or_else(|| needs("a well-escaped value")),
+        },
+    }
 }
 
 /// CERT certificate types (RFC 4398 §2.1).

@@ -509,3 +509,36 @@ fn loc_is_written_as_rfc_1876_says() {
     let err = parse(&format!("{APEX}c 300 IN LOC 91 0 0 N 0 E 0m\n"), &origin()).expect_err("91 N");
     assert!(err.message.contains("bad LOC data"), "{err}");
 }
+
+#[test]
+fn svcb_parameters_in_any_order_are_written_sorted_with_every_key() {
+    let text = format!(
+        "{APEX}_dns 300 IN SVCB 1 dns port=853 alpn=\"h2,dot\" dohpath=/q{{?dns}} ohttp mandatory=port,alpn\nh 300 IN HTTPS 1 . alpn=\"h3,h\\\\,2\" ipv4hint=192.0.2.1,192.0.2.2 key65000=x\n"
+    );
+    let zone = parse(&text, &origin()).expect("loads");
+    let svcb = wire_of(&zone, "_dns.svc.example.test.", RecordType::SVCB);
+    let mut expected = vec![0, 1];
+    expected.extend(b"\x03dns\x03svc\x07example\x04test\x00");
+    expected.extend([0, 0, 0, 4, 0, 1, 0, 3]); // mandatory: alpn, port (sorted)
+    expected.extend([0, 1, 0, 7, 2, b'h', b'2', 3, b'd', b'o', b't']); // alpn
+    expected.extend([0, 3, 0, 2, 3, 85]); // port 853
+    expected.extend([0, 7, 0, 8]);
+    expected.extend(b"/q{?dns}"); // dohpath
+    expected.extend([0, 8, 0, 0]); // ohttp
+    assert_eq!(svcb, expected);
+    let https = wire_of(&zone, "h.svc.example.test.", RecordType::HTTPS);
+    let mut expected = vec![0, 1, 0];
+    expected.extend([0, 1, 0, 7, 2, b'h', b'3', 3, b'h', b',', b'2']); // an escaped comma
+    expected.extend([0, 4, 0, 8, 192, 0, 2, 1, 192, 0, 2, 2]);
+    expected.extend([0xfd, 0xe8, 0, 1, b'x']);
+    assert_eq!(https, expected);
+    for bad in [
+        "1 . port=1 port=2",
+        "1 . bogus=1",
+        "1 . ohttp=1",
+        "1 . port=x",
+    ] {
+        let err = parse(&format!("{APEX}x 300 IN SVCB {bad}\n"), &origin()).expect_err(bad);
+        assert!(err.message.contains("bad SVCB data"), "{bad}: {err}");
+    }
+}

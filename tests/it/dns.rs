@@ -492,3 +492,30 @@ fn a_server_handed_its_sockets_serves_on_them_and_warns_of_the_rest() {
         "an inherited UDP socket on {spare_addr} matches no listen or http address"
     ));
 }
+
+#[test]
+fn svcb_records_with_parameters_out_of_key_order_are_answered() {
+    // hickory's own parser kept them in the order written and then sent no response at all.
+    let zone = format!(
+        "{ZONE}h 300 IN HTTPS 1 . port=8443 alpn=\"h2,h3\" ohttp\n_dns 300 IN SVCB 1 dns dohpath=/q{{?dns}} alpn=h2\n"
+    );
+    let server = Server::start_with_zone(&zone, "");
+    for transport in [Transport::Udp, Transport::Tcp] {
+        for (name, qtype) in [
+            ("h.svc.example.test.", RecordType::HTTPS),
+            ("_dns.svc.example.test.", RecordType::SVCB),
+        ] {
+            let response = query(server.dns, name, qtype, transport);
+            assert_eq!(
+                rcode(&response),
+                ResponseCode::NoError,
+                "{name} {transport:?}"
+            );
+            assert_eq!(
+                response.answers.len(),
+                1,
+                "{name} {transport:?}: {response:?}"
+            );
+        }
+    }
+}
