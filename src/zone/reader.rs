@@ -10,7 +10,7 @@
 //! CAA, TLSA, SSHFP and other common types. Going through wire format keeps every octet of a
 //! label or a string as written, and leaves hickory the types it models.
 //!
-//! Types without a presentation parser here (APL, IPSECKEY, …) are handed to hickory's own
+//! Types without a presentation parser here (APL, WKS, …) are handed to hickory's own
 //! parser, as before; RFC 3597's `\#` form works for every type. Never touches
 //! the network; reads only the files `$INCLUDE` names, within the limits of [`super::files`].
 
@@ -791,6 +791,7 @@ fn rdata_wire(
     }
     match u16::from(rtype) {
         29 => return loc(tokens).map(RDataWire::Wire),
+        45 => return ipseckey(tokens, origin).map(RDataWire::Wire),
         64 | 65 => return svcb(tokens, origin).map(RDataWire::Wire),
         _ => {}
     }
@@ -1049,6 +1050,48 @@ fn loc(tokens: &[&Token<'_>]) -> Result<Vec<u8>, String> {
     out.extend(latitude.to_be_bytes());
     out.extend(longitude.to_be_bytes());
     out.extend(altitude.to_be_bytes());
+    Ok(out)
+}
+
+/// IPSECKEY (RFC 4025 §3): precedence, gateway type, algorithm, gateway (`.`, an IPv4 or
+/// IPv6 address, or a name, as the type says), and an optional base64 public key.
+fn ipseckey(tokens: &[&Token<'_>], origin: &[u8]) -> Result<Vec<u8>, String> {
+    let bad = |what: &str| format!("bad IPSECKEY data: {what}");
+    let number = |at: usize| -> Result<u8, String> {
+        tokens
+            .get(at)
+            .and_then(|t| std::str::from_utf8(t.text).ok()?.parse().ok())
+            .ok_or_else(|| bad("precedence, gateway type and algorithm are numbers 0-255"))
+    };
+    let (precedence, kind, algorithm) = (number(0)?, number(1)?, number(2)?);
+    let gateway = tokens.get(3).ok_or_else(|| bad("no gateway"))?;
+    let mut out = vec![precedence, kind, algorithm];
+    match kind {
+        0 if gateway.text == b"." => {}
+        1 => out.extend(
+            show(gateway.text)
+                .parse::<Ipv4Addr>()
+                .map_err(|_| bad("gateway type 1 needs an IPv4 address"))?
+                .octets(),
+        ),
+        2 => out.extend(
+            show(gateway.text)
+                .parse::<Ipv6Addr>()
+                .map_err(|_| bad("gateway type 2 needs an IPv6 address"))?
+                .octets(),
+        ),
+        3 => out.extend(name_wire(gateway, origin)?),
+        _ => {
+            return Err(bad(
+                "gateway type 0 takes '.', types 1-3 an address or a name",
+            ));
+        }
+    }
+    let key: Vec<u8> = tokens[4.min(tokens.len())..]
+        .iter()
+        .flat_map(|t| t.text.iter().copied())
+        .collect();
+    out.extend(decode_base64(&key).ok_or_else(|| bad("the public key is not base64"))?);
     Ok(out)
 }
 

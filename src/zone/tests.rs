@@ -542,3 +542,38 @@ fn svcb_parameters_in_any_order_are_written_sorted_with_every_key() {
         assert!(err.message.contains("bad SVCB data"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn ipseckey_takes_each_kind_of_gateway() {
+    // RFC 4025 §3.3's examples.
+    let text = format!(
+        "{APEX}a 300 IN IPSECKEY 10 1 2 192.0.2.38 AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ==\n\
+b 300 IN IPSECKEY 10 0 2 . AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ==\n\
+c 300 IN IPSECKEY 10 3 2 mygateway.example.com. AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ==\n\
+d 300 IN IPSECKEY 10 2 2 2001:0DB8:0:8002::2000:1 AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ==\n"
+    );
+    let zone = parse(&text, &origin()).expect("loads");
+    let ipseckey = RecordType::from(45);
+    assert_eq!(
+        &wire_of(&zone, "a.svc.example.test.", ipseckey)[..7],
+        [10, 1, 2, 192, 0, 2, 38]
+    );
+    assert_eq!(
+        &wire_of(&zone, "b.svc.example.test.", ipseckey)[..4],
+        [10, 0, 2, 0x01]
+    );
+    assert_eq!(
+        &wire_of(&zone, "c.svc.example.test.", ipseckey)[..13],
+        b"\x0a\x03\x02\x09mygateway"
+    );
+    assert_eq!(
+        wire_of(&zone, "d.svc.example.test.", ipseckey).len(),
+        3 + 16 + 34
+    );
+    let err = parse(
+        &format!("{APEX}x 300 IN IPSECKEY 10 1 2 not-an-address AQID\n"),
+        &origin(),
+    )
+    .expect_err("bad gateway");
+    assert!(err.message.contains("IPv4"), "{err}");
+}
