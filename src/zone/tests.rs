@@ -336,8 +336,8 @@ fn labels_are_any_octets_and_escapes_are_decimal() {
 }
 
 #[test]
-fn records_without_any_ttl_take_the_soa_minimum_then_the_last_stated() {
-    let text = "@ IN SOA ns1 hostmaster 1 7200 900 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.1\nx 120 IN A 192.0.2.2\ny IN A 192.0.2.3\n";
+fn records_without_any_ttl_take_3600_then_the_last_stated() {
+    let text = "@ IN SOA ns1 hostmaster 1 7200 900 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.1\nx 120 IN A 192.0.2.2\ny IN A 192.0.2.3\n$TTL 30\nz IN A 192.0.2.4\n";
     let zone = parse(text, &origin()).expect("loads");
     let ttl = |name: &str, rtype| {
         let key = LowerName::new(&Name::from_ascii(name).expect("name"));
@@ -345,19 +345,16 @@ fn records_without_any_ttl_take_the_soa_minimum_then_the_last_stated() {
     };
     assert_eq!(
         ttl("svc.example.test.", RecordType::SOA),
-        60,
-        "the SOA's MINIMUM, as BIND"
+        3600,
+        "as Knot and NSD"
     );
-    assert_eq!(
-        ttl("ns1.svc.example.test.", RecordType::A),
-        60,
-        "the last stated"
-    );
+    assert_eq!(ttl("ns1.svc.example.test.", RecordType::A), 3600);
     assert_eq!(
         ttl("y.svc.example.test.", RecordType::A),
         120,
         "the last stated"
     );
+    assert_eq!(ttl("z.svc.example.test.", RecordType::A), 30, "$TTL");
 }
 
 #[test]

@@ -231,7 +231,13 @@ impl<'s> Lookup<'s, '_> {
         };
 
         let cname = static_set(RecordType::CNAME);
-        if !cname.is_empty() && qtype != RecordType::CNAME && qtype != RecordType::ANY {
+        // RRSIG and NSEC records live beside a CNAME (RFC 4035 §2.5): asked for, they are the
+        // node's own data, not the target's, as Knot answers.
+        let beside_cname = matches!(
+            qtype,
+            RecordType::CNAME | RecordType::ANY | RecordType::RRSIG | RecordType::NSEC
+        );
+        if !cname.is_empty() && !beside_cname {
             let target = match &cname[0].data {
                 RData::CNAME(target) => Some(LowerName::new(&target.0)),
                 _ => None,

@@ -453,6 +453,9 @@ fn each_kind_of_name_answers_as_the_table_says() {
             &["alias.svc.example.test. 3600 CNAME www.svc.example.test."],
             &[],
         ),
+        // RRSIG and NSEC live beside a CNAME (RFC 4035 §2.5): asked for, not followed.
+        negative("alias.svc.example.test.", RecordType::RRSIG, NoError),
+        negative("alias.svc.example.test.", RecordType::NSEC, NoError),
         // MX targets in the zone get their addresses once, the service's current one included.
         ok(
             "mail.svc.example.test.",
