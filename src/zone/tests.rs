@@ -1,3 +1,6 @@
+//! Zone loading and reading, one test per construct a zone file written for BIND, Knot or NSD
+//! may hold (longer than most files for that reason).
+
 use super::blame::*;
 use super::*;
 use hickory_proto::serialize::txt::Parser;
