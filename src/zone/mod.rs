@@ -1,9 +1,10 @@
 //! Zone files: loading RFC 1035 master files into the static record store.
 //!
-//! Parsing is hickory's; this module adds what an operator needs on top: `file:line` errors
-//! (`blame`), files read safely with limits (`files`), and the zone-level checks a parser does
-//! not make (`load`: an SOA at the apex, NS at the apex, every name inside the zone, CNAME
-//! alone at its name). This file is the store itself. It never touches the network.
+//! `reader` reads RFC 1035 §5 master files as BIND, Knot and NSD do, with `file:line` errors;
+//! `files` reads files safely, with limits; `load` makes the zone-level checks a reader does not
+//! (an SOA at the apex, NS at the apex, every name inside the zone, CNAME alone at its name),
+//! and `blame` finds the line those belong to. This file is the store itself. It never touches
+//! the network.
 
 mod blame;
 mod files;
