@@ -1,5 +1,7 @@
-//! Finding the line to blame: hickory's zone parser says what is wrong but not where, so the
-//! entry at fault is found by parsing parts of the file again (only once a file is known bad).
+//! Finding the line to blame for a problem of the zone as a whole (a name outside it, a CNAME
+//! beside other data, an RRset too large): the entry that makes it so is found by reading
+//! parts of the file again (only once a file is known bad). Syntax errors need none of this:
+//! the reader names their line.
 
 use std::path::Path;
 
@@ -15,7 +17,7 @@ pub(super) fn located(path: &Path, line: Option<usize>, message: String) -> Load
 /// The line of the first entry at which `fails(prefix)` becomes true, where `prefix` is the
 /// file up to and including that entry.
 ///
-/// Written by hand because hickory's zone parser reports what is wrong but not where. Entries
+/// Written by hand because such a problem belongs to a set of records, not to a line. Entries
 /// are logical lines (a parenthesised record spanning lines is one entry), and this runs only
 /// when a file is already known to be bad. Most faults lie within one entry, so each entry is
 /// first tried on its own (see [`first_failing_alone`]); two prefix parses confirm the one

@@ -12,7 +12,7 @@ use crate::error::LoadError;
 /// a runaway generated file is refused with a message instead of eating the host's memory.
 pub const MAX_ZONE_BYTES: u64 = 1 << 30;
 
-/// Deepest `$INCLUDE` nesting, as hickory's parser allows.
+/// Deepest `$INCLUDE` nesting.
 pub(super) const MAX_INCLUDE_DEPTH: usize = 8;
 
 /// The text of the zone file at `path`, which must be a regular file of at most `limit` bytes.

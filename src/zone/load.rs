@@ -1,4 +1,4 @@
-//! Parsing zone text (hickory's parser) and the zone-level checks it does not make, into a
+//! Reading zone text (`reader`) and the zone-level checks a reader does not make, into a
 //! [`StaticZone`]. Every error names the file and, where one is to blame, the line.
 
 use std::collections::{HashMap, HashSet};
