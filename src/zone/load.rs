@@ -125,6 +125,7 @@ fn parse_from(text: &str, origin: &Name, path: &Path) -> Result<StaticZone, Load
         nodes: HashMap::new(),
         recordless: HashSet::new(),
         cuts: HashSet::new(),
+        dnames: HashSet::new(),
         wildcards: HashMap::new(),
         digest: {
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -140,6 +141,9 @@ fn parse_from(text: &str, origin: &Name, path: &Path) -> Result<StaticZone, Load
     while let Some((key, set)) = records.next() {
         if key.record_type == RecordType::NS && key.name != origin_key {
             zone.cuts.insert(key.name.clone());
+        }
+        if key.record_type == RecordType::DNAME {
+            zone.dnames.insert(key.name.clone());
         }
         if key.name.is_wildcard() {
             zone.wildcards

@@ -51,6 +51,8 @@ pub struct StaticZone {
     pub recordless: HashSet<LowerName>,
     /// Names below the apex that carry NS records: the delegation points (zone cuts).
     pub cuts: HashSet<LowerName>,
+    /// Names that carry a DNAME record: every name below one is redirected (RFC 6672).
+    pub dnames: HashSet<LowerName>,
     /// Each name that has a wildcard child, with that child (`name` -> `*.name`): a name
     /// that does not exist needs the wildcard only when its closest encloser is one of them,
     /// so NXDOMAIN costs no `*.` name built per query.

@@ -705,18 +705,9 @@ const KNOWN_GAPS: &[(&str, &str)] = &[
         "a wildcard NS is answered as authoritative data where Knot refers",
     ),
     (
-        "nsd/cname_zone__cname_zone.zone",
-        "DNAME is not synthesised (RFC 6672)",
-    ),
-    (
         "nsd/cutest_qroot__unsigned.zone",
-        "DNAME is not synthesised (RFC 6672)",
+        "no additional address for an MX target a wildcard covers",
     ),
-    (
-        "nsd/dname__dname.zone",
-        "DNAME is not synthesised (RFC 6672)",
-    ),
-    ("nsd/ede__ede.zone", "DNAME is not synthesised (RFC 6672)"),
     (
         "nsd/wcard_add_rr__wcard_add_rr.zone",
         "no additional addresses for NS and MX targets a wildcard covers",

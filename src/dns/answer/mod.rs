@@ -134,8 +134,16 @@ struct Lookup<'s, 'r> {
 
 impl<'s> Lookup<'s, '_> {
     fn resolve(&mut self, name: &LowerName, qtype: RecordType, chain: usize) {
-        if let Some(cut) = self.cut_above(name, qtype) {
-            return self.refer(cut);
+        let cut = self.cut_above(name, qtype);
+        let dname = self.dname_above(name);
+        // Whichever is met first on the way down from the apex decides.
+        match (cut, dname) {
+            (Some(cut), Some(owner)) if cut.num_labels() <= owner.num_labels() => {
+                return self.refer(cut);
+            }
+            (_, Some(owner)) => return self.redirect(owner, name, qtype, chain),
+            (Some(cut), None) => return self.refer(cut),
+            (None, None) => {}
         }
         let static_node = self.zone.data.nodes.get(name);
         if static_node.is_some() || self.zone.services.contains_key(name) {
@@ -171,6 +179,76 @@ impl<'s> Lookup<'s, '_> {
             current = current.base_name();
         }
         found
+    }
+
+    /// The highest name strictly above `name` (below or at the apex) that owns a DNAME.
+    fn dname_above(&self, name: &LowerName) -> Option<&'s LowerName> {
+        let dnames = &self.zone.data.dnames;
+        if dnames.is_empty() {
+            return None;
+        }
+        let origin_labels = self.zone.data.origin_key.num_labels();
+        let mut found = None;
+        let mut current = name.clone();
+        while current.num_labels() > origin_labels {
+            current = current.base_name();
+            if let Some(owner) = dnames.get(&current) {
+                found = Some(owner);
+            }
+        }
+        found
+    }
+
+    /// A name below the DNAME at `owner` (RFC 6672 §3.2): the DNAME, a CNAME from `name` to
+    /// the name with `owner` replaced by the DNAME's target (the DNAME's TTL), and, inside the
+    /// zone, what that name answers. A name that would grow past 255 octets is YXDOMAIN.
+    fn redirect(
+        &mut self,
+        owner: &'s LowerName,
+        name: &LowerName,
+        qtype: RecordType,
+        chain: usize,
+    ) {
+        let Some(dname) = self
+            .zone
+            .data
+            .nodes
+            .get(owner)
+            .and_then(|node| node.rrset(RecordType::DNAME))
+            .and_then(|set| set.records_without_rrsigs().next())
+        else {
+            return self.name_error();
+        };
+        let Some(target) = dname_target(dname) else {
+            return self.name_error();
+        };
+        let prefix = name.num_labels().saturating_sub(owner.num_labels());
+        let asked = Name::from(name);
+        let labels: Vec<&[u8]> = asked.iter().take(usize::from(prefix)).collect();
+        let Ok(synthesised) =
+            Name::from_labels(labels).and_then(|prefix| prefix.append_domain(&target))
+        else {
+            self.response.rcode = ResponseCode::YXDomain;
+            self.response.answers.push(Cow::Borrowed(dname));
+            return;
+        };
+        self.response.answers.push(Cow::Borrowed(dname));
+        let mut cname = Record::from_rdata(
+            asked,
+            dname.ttl,
+            RData::CNAME(hickory_proto::rr::rdata::CNAME(synthesised.clone())),
+        );
+        cname.dns_class = dname.dns_class;
+        self.response.answers.push(Cow::Owned(cname));
+        let target = LowerName::new(&synthesised);
+        // Asked for the CNAME, the synthesised one is the answer (as for a CNAME in the data).
+        if qtype != RecordType::CNAME
+            && chain < MAX_CNAME_CHAIN
+            && self.zone.data.origin_key.zone_of(&target)
+            && !self.seen(&target)
+        {
+            self.resolve(&target, qtype, chain + 1);
+        }
     }
 
     /// The wildcard node that synthesises `name` (RFC 4592 §3.3.1): `*.` under the closest
@@ -371,6 +449,13 @@ impl<'s> Lookup<'s, '_> {
             .authority
             .push(Cow::Borrowed(&self.zone.negative_soa));
     }
+}
+
+/// The target of a DNAME record, from its wire form (hickory keeps DNAME data opaque).
+fn dname_target(record: &Record) -> Option<Name> {
+    use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable};
+    let bytes = record.data.to_bytes().ok()?;
+    Name::read(&mut BinDecoder::new(&bytes)).ok()
 }
 
 #[cfg(test)]

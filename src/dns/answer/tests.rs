@@ -513,3 +513,63 @@ fn each_kind_of_name_answers_as_the_table_says() {
         );
     }
 }
+
+#[test]
+fn names_below_a_dname_are_redirected_with_a_synthesised_cname() {
+    let origin = Name::from_ascii("svc.example.test.").expect("origin");
+    let text = "@ 300 IN SOA ns1 hostmaster 1 7200 900 1209600 60\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n\
+        old 120 IN DNAME new\nhost.new 300 IN A 192.0.2.9\nout 120 IN DNAME elsewhere.test.\n\
+        s 120 IN DNAME xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.elsewhere.test.\n";
+    let zone = crate::zone::parse(text, &origin).expect("zone");
+    let s = Snapshot {
+        zones: vec![ZoneSnapshot::new(
+            Arc::new(zone),
+            Arc::default(),
+            7,
+            HashMap::new(),
+        )],
+        server: Arc::default(),
+    };
+    // Inside the zone: DNAME, the CNAME it implies (with the DNAME's TTL), and the target.
+    let r = ask(&s, "HOST.old.svc.example.test.", RecordType::A);
+    assert_eq!(r.rcode, ResponseCode::NoError);
+    let answers = section(&r.answers);
+    assert!(
+        answers[0].starts_with("old.svc.example.test. 120 DNAME "),
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers[1..],
+        [
+            "host.old.svc.example.test. 120 CNAME host.new.svc.example.test.",
+            "host.new.svc.example.test. 300 A 192.0.2.9",
+        ]
+    );
+    // Asked for the CNAME, the synthesised one is the answer; out of the zone, the resolver
+    // follows it; the DNAME's own name answers as any name.
+    let r = ask(&s, "x.old.svc.example.test.", RecordType::CNAME);
+    assert_eq!((r.rcode, r.answers.len()), (ResponseCode::NoError, 2));
+    let r = ask(&s, "a.out.svc.example.test.", RecordType::A);
+    assert_eq!(
+        section(&r.answers)[1],
+        "a.out.svc.example.test. 120 CNAME a.elsewhere.test."
+    );
+    let r = ask(&s, "old.svc.example.test.", RecordType::A);
+    assert!(
+        r.answers.is_empty() && r.rcode == ResponseCode::NoError,
+        "NODATA at the owner"
+    );
+    // A name that would outgrow 255 octets: YXDOMAIN (RFC 6672 §2.2).
+    let long = format!(
+        "{}.s.svc.example.test.",
+        [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(42)
+        ]
+        .join(".")
+    );
+    let r = ask(&s, &long, RecordType::A);
+    assert_eq!(r.rcode, ResponseCode::YXDomain, "{long}");
+}

@@ -107,6 +107,21 @@ pub(super) enum Found<'a> {
     FullPath,
 }
 
+/// Whether a DNAME at a proper ancestor of `name` redirects it: the full path synthesises.
+fn dname_above(zone: &StaticZone, name: &LowerName) -> bool {
+    if zone.dnames.is_empty() {
+        return false;
+    }
+    let mut current = name.clone();
+    while current.num_labels() > zone.origin_key.num_labels() {
+        current = current.base_name();
+        if zone.dnames.contains(&current) {
+            return true;
+        }
+    }
+    false
+}
+
 impl Prerendered {
     /// Renders the answers of `zone`, whose dynamic names are `services`. Built once per zone
     /// load; about a second for a million names.
@@ -114,7 +129,9 @@ impl Prerendered {
         let mut index = Self {
             built: true,
             origin: lower_wire(&zone.origin).into_boxed_slice(),
-            missing_is_nxdomain: zone.cuts.is_empty() && zone.wildcards.is_empty(),
+            missing_is_nxdomain: zone.cuts.is_empty()
+                && zone.wildcards.is_empty()
+                && zone.dnames.is_empty(),
             ..Self::default()
         };
         let names = zone.nodes.keys().chain(zone.recordless.iter());
@@ -122,7 +139,8 @@ impl Prerendered {
         for name in names {
             let full_path = *name == zone.origin_key
                 || services.contains(name)
-                || zone.enclosing_cut(name).is_some();
+                || zone.enclosing_cut(name).is_some()
+                || dname_above(zone, name);
             entries += usize::from(index.add(zone, name, full_path));
         }
         // Copied into memory advised before it is touched, so the kernel backs it with huge
