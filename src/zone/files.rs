@@ -3,7 +3,7 @@
 //! of hanging the loader or eating the host's memory.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::LoadError;
 
@@ -46,48 +46,4 @@ pub(super) fn too_big(size: u64) -> String {
     format!(
         "zone file is too large ({size} bytes, with what it includes); a zone may hold at most {MAX_ZONE_BYTES} bytes of text"
     )
-}
-
-/// Checks every file that `text` (the file at `path`) `$INCLUDE`s, and what those include in
-/// turn, as [`read_zone_text`] does, with at most `budget` bytes among them. Hickory's parser
-/// then reads them itself: these checks keep it from opening a FIFO or reading a device.
-pub(super) fn check_includes(path: &Path, text: &str, budget: u64) -> Result<(), LoadError> {
-    let mut budget = budget;
-    let mut pending: Vec<(PathBuf, String, usize)> =
-        vec![(path.to_path_buf(), text.to_string(), 0)];
-    while let Some((file, text, depth)) = pending.pop() {
-        for (index, line) in text.lines().enumerate() {
-            let mut words = line.split_whitespace();
-            let directive = words
-                .next()
-                .is_some_and(|w| w.eq_ignore_ascii_case("$INCLUDE"));
-            let Some(target) = words.next().filter(|_| directive) else {
-                continue;
-            };
-            let target = Path::new(target.trim_matches('"'));
-            let target = if target.is_absolute() {
-                target.to_path_buf()
-            } else {
-                file.parent().unwrap_or(Path::new(".")).join(target)
-            };
-            let line = index + 1;
-            if depth >= MAX_INCLUDE_DEPTH {
-                return Err(LoadError::at(
-                    &file,
-                    line,
-                    format!("$INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep"),
-                ));
-            }
-            let included = read_zone_text(&target, budget).map_err(|e| {
-                LoadError::at(
-                    &file,
-                    line,
-                    format!("$INCLUDE {}: {}", target.display(), e.message),
-                )
-            })?;
-            budget = budget.saturating_sub(included.len() as u64);
-            pending.push((target, included, depth + 1));
-        }
-    }
-    Ok(())
 }

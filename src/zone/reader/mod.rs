@@ -27,7 +27,7 @@ use std::str::FromStr;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordSet, RecordType, RrKey};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, Restrict};
 
-use super::files::{MAX_INCLUDE_DEPTH, read_zone_text};
+use super::files::{MAX_INCLUDE_DEPTH, MAX_ZONE_BYTES, read_zone_text};
 use crate::error::LoadError;
 use fields::*;
 use lexer::*;
@@ -47,6 +47,7 @@ pub const DEFAULT_TTL: u32 = 3600;
 pub fn read(text: &str, origin: &Name, path: &Path) -> Result<Parsed, LoadError> {
     let mut reader = Reader {
         records: Parsed::new(),
+        budget: MAX_ZONE_BYTES.saturating_sub(text.len() as u64),
         ttl: TtlState::default(),
         class: DNSClass::IN,
     };
@@ -58,6 +59,8 @@ pub fn read(text: &str, origin: &Name, path: &Path) -> Result<Parsed, LoadError>
 /// What carries over from one entry to the next across files.
 struct Reader {
     records: Parsed,
+    /// Bytes the files still to be included may hold (`MAX_ZONE_BYTES` for all of them).
+    budget: u64,
     ttl: TtlState,
     class: DNSClass,
 }
@@ -141,19 +144,18 @@ impl Reader {
                             }
                         };
                         let target = include_path(path, file.text);
+                        // Said as it is, not as a parse error: the file, not its text, is wrong.
+                        let refused = |message: String| LoadError::at(path, entry.line, message);
                         if depth >= MAX_INCLUDE_DEPTH {
-                            return Err(located(problem(
-                                entry.line,
-                                format!("$INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep"),
+                            return Err(refused(format!(
+                                "$INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep"
                             )));
                         }
-                        let included = read_zone_text(&target, super::files::MAX_ZONE_BYTES)
-                            .map_err(|e| {
-                                located(problem(
-                                    entry.line,
-                                    format!("$INCLUDE {}: {}", target.display(), e.message),
-                                ))
-                            })?;
+                        // Regular files only, and all of a zone's files within one budget.
+                        let included = read_zone_text(&target, self.budget).map_err(|e| {
+                            refused(format!("$INCLUDE {}: {}", target.display(), e.message))
+                        })?;
+                        self.budget = self.budget.saturating_sub(included.len() as u64);
                         self.read_file(&included, &target, included_origin, depth + 1)?;
                     }
                     _ => {
@@ -178,7 +180,7 @@ impl Reader {
         owner: &mut Option<Vec<u8>>,
     ) -> Result<(), Problem> {
         let line = entry.line;
-        let mut tokens = entry.tokens.iter().peekable();
+        let mut tokens = entry.tokens.iter();
         if !entry.blank_owner {
             let token = tokens.next().ok_or_else(|| problem(line, "empty entry"))?;
             *owner = Some(name_wire(token, origin).map_err(|m| problem(line, m))?);
