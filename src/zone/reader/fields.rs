@@ -20,26 +20,13 @@ pub(super) fn name_wire(token: &Token<'_>, origin: &[u8]) -> Result<Vec<u8>, Str
     while let Some(&b) = text.get(i) {
         match b {
             b'\\' => {
-                let next = *text
-                    .get(i + 1)
-                    .ok_or_else(|| format!("bad name {}: ends in a backslash", show(text)))?;
-                if next.is_ascii_digit() {
-                    let digits = text
-                        .get(i + 1..i + 4)
-                        .filter(|d| d.iter().all(u8::is_ascii_digit))
-                        .ok_or_else(|| format!("bad escape in name {}", show(text)))?;
-                    let value = digits
-                        .iter()
-                        .fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
-                    label.push(
-                        u8::try_from(value)
-                            .map_err(|_| format!("bad escape in name {}", show(text)))?,
-                    );
-                    i += 4;
-                } else {
-                    label.push(next);
-                    i += 2;
+                if text.get(i + 1).is_none() {
+                    return Err(format!("bad name {}: ends in a backslash", show(text)));
                 }
+                let (octet, length) = escape_at(text, i)
+                    .ok_or_else(|| format!("bad escape in name {}", show(text)))?;
+                label.push(octet);
+                i += length;
             }
             b'.' => {
                 if label.is_empty() {

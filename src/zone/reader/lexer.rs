@@ -150,26 +150,31 @@ pub(super) fn unescape(text: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len());
     let mut i = 0;
     while let Some(&b) = text.get(i) {
-        if b != b'\\' {
+        if b == b'\\' {
+            let (octet, length) = escape_at(text, i)?;
+            out.push(octet);
+            i += length;
+        } else {
             out.push(b);
             i += 1;
-            continue;
-        }
-        let next = *text.get(i + 1)?;
-        if next.is_ascii_digit() {
-            let digits = text.get(i + 1..i + 4)?;
-            if !digits.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            let value = digits
-                .iter()
-                .fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
-            out.push(u8::try_from(value).ok()?);
-            i += 4;
-        } else {
-            out.push(next);
-            i += 2;
         }
     }
     Some(out)
+}
+
+/// The escape starting at `text[at]` (a backslash): its octet and its length, `\DDD`
+/// (decimal) being four long and `\X` two; None when cut short or over 255.
+pub(super) fn escape_at(text: &[u8], at: usize) -> Option<(u8, usize)> {
+    let next = *text.get(at + 1)?;
+    if !next.is_ascii_digit() {
+        return Some((next, 2));
+    }
+    let digits = text.get(at + 1..at + 4)?;
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let value = digits
+        .iter()
+        .fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
+    Some((u8::try_from(value).ok()?, 4))
 }

@@ -234,6 +234,20 @@ pub(super) fn value_list(value: &[u8]) -> Option<Vec<Vec<u8>>> {
     Some(items)
 }
 
+/// The items of a value list, each written by `write`, one after another; `refused` when an
+/// item is not what `write` takes.
+fn each_item(
+    items: &[Vec<u8>],
+    refused: &str,
+    write: impl Fn(&str) -> Option<Vec<u8>>,
+) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    for item in items {
+        out.extend(write(&show(item)).ok_or_else(|| refused.to_string())?);
+    }
+    Ok(out)
+}
+
 /// One SvcParamValue in wire form.
 pub(super) fn svc_value(key: u16, value: Option<&[u8]>) -> Result<Vec<u8>, String> {
     let needs = |what: &str| format!("key{key} needs {what}");
@@ -272,37 +286,16 @@ pub(super) fn svc_value(key: u16, value: Option<&[u8]>) -> Result<Vec<u8>, Strin
                 .ok_or_else(|| needs("a port number"))?;
             Ok(port.to_be_bytes().to_vec())
         }
-        4 => list()?
-            .iter()
-            .map(|a| {
-                show(a)
-                    .parse::<Ipv4Addr>()
-                    .map(|a| a.octets().to_vec())
-                    .map_err(|_| needs("IPv4 addresses"))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(|v| v.concat()),
-        6 => list()?
-            .iter()
-            .map(|a| {
-                show(a)
-                    .parse::<Ipv6Addr>()
-                    .map(|a| a.octets().to_vec())
-                    .map_err(|_| needs("IPv6 addresses"))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(|v| v.concat()),
+        4 => each_item(&list()?, &needs("IPv4 addresses"), |a| {
+            Some(a.parse::<Ipv4Addr>().ok()?.octets().to_vec())
+        }),
+        6 => each_item(&list()?, &needs("IPv6 addresses"), |a| {
+            Some(a.parse::<Ipv6Addr>().ok()?.octets().to_vec())
+        }),
         5 => decode_base64(value.ok_or_else(|| needs("base64"))?).ok_or_else(|| needs("base64")),
-        9 => list()?
-            .iter()
-            .map(|g| {
-                show(g)
-                    .parse::<u16>()
-                    .map(|g| g.to_be_bytes().to_vec())
-                    .map_err(|_| needs("TLS group numbers"))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(|v| v.concat()),
+        9 => each_item(&list()?, &needs("TLS group numbers"), |g| {
+            Some(g.parse::<u16>().ok()?.to_be_bytes().to_vec())
+        }),
         _ => match value {
             None => Ok(Vec::new()),
             Some(v) => unescape(v).ok_or_else(|| needs("a well-escaped value")),
