@@ -92,6 +92,23 @@ impl StaticZone {
         None
     }
 
+    /// The highest name strictly above `name` (up to the apex) that owns a DNAME: `name` is
+    /// redirected by it (RFC 6672 §3.2).
+    pub fn dname_above(&self, name: &LowerName) -> Option<&LowerName> {
+        if self.dnames.is_empty() {
+            return None;
+        }
+        let mut found = None;
+        let mut current = name.clone();
+        while current.num_labels() > self.origin_key.num_labels() {
+            current = current.base_name();
+            if let Some(owner) = self.dnames.get(&current) {
+                found = Some(owner);
+            }
+        }
+        found
+    }
+
     /// Records the name `name` as existing (with its ancestors up to the apex), so that a
     /// dynamic service name and the empty non-terminals above it exist like static ones.
     pub fn add_name(&mut self, name: &LowerName) {

@@ -135,7 +135,7 @@ struct Lookup<'s, 'r> {
 impl<'s> Lookup<'s, '_> {
     fn resolve(&mut self, name: &LowerName, qtype: RecordType, chain: usize) {
         let cut = self.cut_above(name, qtype);
-        let dname = self.dname_above(name);
+        let dname = self.zone.data.dname_above(name);
         // Whichever is met first on the way down from the apex decides.
         match (cut, dname) {
             (Some(cut), Some(owner)) if cut.num_labels() <= owner.num_labels() => {
@@ -177,24 +177,6 @@ impl<'s> Lookup<'s, '_> {
                 found = Some(cut);
             }
             current = current.base_name();
-        }
-        found
-    }
-
-    /// The highest name strictly above `name` (below or at the apex) that owns a DNAME.
-    fn dname_above(&self, name: &LowerName) -> Option<&'s LowerName> {
-        let dnames = &self.zone.data.dnames;
-        if dnames.is_empty() {
-            return None;
-        }
-        let origin_labels = self.zone.data.origin_key.num_labels();
-        let mut found = None;
-        let mut current = name.clone();
-        while current.num_labels() > origin_labels {
-            current = current.base_name();
-            if let Some(owner) = dnames.get(&current) {
-                found = Some(owner);
-            }
         }
         found
     }

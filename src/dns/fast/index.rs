@@ -107,21 +107,6 @@ pub(super) enum Found<'a> {
     FullPath,
 }
 
-/// Whether a DNAME at a proper ancestor of `name` redirects it: the full path synthesises.
-fn dname_above(zone: &StaticZone, name: &LowerName) -> bool {
-    if zone.dnames.is_empty() {
-        return false;
-    }
-    let mut current = name.clone();
-    while current.num_labels() > zone.origin_key.num_labels() {
-        current = current.base_name();
-        if zone.dnames.contains(&current) {
-            return true;
-        }
-    }
-    false
-}
-
 impl Prerendered {
     /// Renders the answers of `zone`, whose dynamic names are `services`. Built once per zone
     /// load; about a second for a million names.
@@ -140,7 +125,7 @@ impl Prerendered {
             let full_path = *name == zone.origin_key
                 || services.contains(name)
                 || zone.enclosing_cut(name).is_some()
-                || dname_above(zone, name);
+                || zone.dname_above(name).is_some();
             entries += usize::from(index.add(zone, name, full_path));
         }
         // Copied into memory advised before it is touched, so the kernel backs it with huge
