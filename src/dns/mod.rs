@@ -12,6 +12,7 @@ use crate::snapshot::SnapshotCell;
 
 pub mod answer;
 pub mod cache;
+pub mod compose;
 pub mod fast;
 pub mod request;
 pub mod responder;

@@ -1,22 +1,25 @@
 //! Request handling: what failover-dns sends for one datagram or TCP message. Hickory decodes
-//! it, [`super::answer`] decides the answer from the current snapshot, and this module encodes
-//! the result (EDNS, truncation to the client's buffer over UDP).
+//! it, [`super::answer`] decides the answer from the current snapshot, and this module writes
+//! the result through [`super::compose`] (EDNS, what to leave out or truncate to fit the
+//! client's UDP buffer).
 //!
 //! The UDP workers (`dns::udp`) and TCP connections (`dns::tcp`) both call [`respond`] for
 //! whatever the fast path leaves. This module never waits on the check plane: it is handed the
 //! current snapshot and answers.
 
-use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use hickory_proto::op::{Edns, Header, MessageType, Metadata, ResponseCode};
-use hickory_proto::rr::Record;
+use hickory_proto::rr::LowerName;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::server::Request;
-use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
+use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use super::answer::{Query, Question, Response, answer};
-use super::wire::{Answered, MAX_UDP_PAYLOAD, Protocol};
+use super::compose::{Composer, Full, HEADER};
+use super::wire::{
+    AA, ADDITIONAL, ANSWER, AUTHORITY, Answered, CD, MAX_UDP_PAYLOAD, OPT_LEN, Protocol, QR, RD, TC,
+};
 use crate::snapshot::Snapshot;
 
 /// A decided response to one request: header, OPT and records, ready to encode.
@@ -24,13 +27,6 @@ struct Reply<'s> {
     metadata: Metadata,
     edns: Option<Edns>,
     response: Response<'s>,
-    /// False when the response did not fit the client's UDP buffer and goes out as TC.
-    records: bool,
-    /// An empty question section, echoed instead of the request's when it does not have
-    /// exactly one question: such a request only ever gets an error, and echoing dozens of
-    /// questions may not fit any response (a fuzzing finding: hickory then emitted a message
-    /// with a cut question section).
-    no_questions: Option<Queries>,
 }
 
 impl<'s> Reply<'s> {
@@ -64,15 +60,10 @@ impl<'s> Reply<'s> {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = response.authoritative;
         metadata.response_code = response.rcode;
-        let no_questions = (request.queries.queries().len() != 1)
-            .then(no_questions)
-            .flatten();
         Self {
             metadata,
             edns,
             response,
-            records: true,
-            no_questions,
         }
     }
 
@@ -87,51 +78,107 @@ impl<'s> Reply<'s> {
         }
     }
 
-    /// The response on the wire, within `request`'s limit: encoded once when it fits; when it
-    /// does not, the header and question with TC set, as Knot and NSD send (RFC 2181 §9).
-    /// (Hickory would truncate to the buffer our OPT advertises, not the client's.)
-    fn into_wire(mut self, request: &Request) -> Option<Vec<u8>> {
-        let limit = Self::limit(request);
-        match self.encode(request, limit)? {
-            (bytes, false) => Some(bytes),
-            (_, true) => {
+    /// The response on the wire, within `request`'s limit (`question` is the request's one
+    /// question as it arrived, None to echo none). When the answer or authority records do not
+    /// fit, the header and question with TC set, as Knot and NSD send (RFC 2181 §9); from the
+    /// first additional target whose addresses do not fit, the rest are left out without TC,
+    /// as Knot does, apart from a referral's glue, which the referral needs (RFC 9471 §3).
+    fn into_wire(mut self, request: &Request, question: Option<&[u8]>) -> Option<Vec<u8>> {
+        let limit = usize::from(Self::limit(request));
+        match self.compose(question, limit, true) {
+            Ok(bytes) => Some(bytes),
+            Err(Full) => {
                 self.metadata.truncation = true;
-                self.records = false;
-                self.encode(request, limit).map(|(bytes, _)| bytes)
+                self.compose(question, limit, false).ok()
             }
         }
     }
 
-    fn message<'a>(
-        &'a self,
-        request: &'a Request,
-    ) -> MessageResponse<
-        'a,
-        'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-    > {
-        let section = |of| section(of, self.records);
-        let questions = self.no_questions.as_ref().unwrap_or(&request.queries);
-        MessageResponseBuilder::new(questions, self.edns.as_ref()).build(
-            self.metadata,
-            section(&self.response.answers),
-            section(&self.response.authority),
-            std::iter::empty(),
-            section(&self.response.additional),
-        )
+    /// The message within `limit` bytes, with its records when `records`.
+    fn compose(
+        &self,
+        question: Option<&[u8]>,
+        limit: usize,
+        records: bool,
+    ) -> Result<Vec<u8>, Full> {
+        let reserve = if self.edns.is_some() { OPT_LEN } else { 0 };
+        let mut message = Composer::new(header(&self.metadata), limit, reserve);
+        if let Some(question) = question {
+            message.question(question)?;
+        }
+        if records {
+            let response = &self.response;
+            for record in &response.answers {
+                message.record(ANSWER, record)?;
+            }
+            for record in &response.authority {
+                message.record(AUTHORITY, record)?;
+            }
+            let cut = response.referral_cut();
+            // A target's addresses (A and AAAA) go in together or not at all, as Knot's do.
+            for addresses in response.additional.chunk_by(|a, b| a.name == b.name) {
+                let mark = message.mark();
+                if addresses
+                    .iter()
+                    .any(|r| message.record(ADDITIONAL, r).is_err())
+                {
+                    message.rewind(mark);
+                    let glue = cut
+                        .as_ref()
+                        .is_some_and(|cut| cut.zone_of(&LowerName::new(&addresses[0].name)));
+                    if glue {
+                        return Err(Full);
+                    }
+                    break;
+                }
+            }
+        }
+        if let Some(edns) = &self.edns {
+            message.opt(
+                edns.max_payload(),
+                self.metadata.response_code.high(),
+                edns.flags().dnssec_ok,
+            );
+        }
+        Ok(message.finish())
     }
+}
 
-    /// The wire form within `limit` bytes, and whether it had to be truncated to fit.
-    fn encode(&self, request: &Request, limit: u16) -> Option<(Vec<u8>, bool)> {
-        let mut bytes = Vec::with_capacity(usize::from(limit.min(4096)));
-        let mut encoder = BinEncoder::new(&mut bytes);
-        encoder.set_max_size(limit);
-        let info = self.message(request).destructive_emit(&mut encoder).ok()?;
-        Some((bytes, info.truncation))
+/// The first four bytes of a response's header: ID, QR, opcode, AA, TC, RD, CD and the low
+/// bits of the response code (RA and AD are never set: we do not recurse or validate).
+fn header(metadata: &Metadata) -> [u8; 4] {
+    let [id0, id1] = metadata.id.to_be_bytes();
+    let mut flags = QR | ((u8::from(metadata.op_code) & 0x0F) << 3);
+    for (on, bit) in [
+        (metadata.authoritative, AA),
+        (metadata.truncation, TC),
+        (metadata.recursion_desired, RD),
+    ] {
+        if on {
+            flags |= bit;
+        }
     }
+    let mut low = metadata.response_code.low();
+    if metadata.checking_disabled {
+        low |= CD;
+    }
+    [id0, id1, flags, low]
+}
+
+/// The request's question as it arrived (name, type, class), when it has exactly one.
+fn question_bytes(bytes: &[u8], request: &Request) -> Option<Vec<u8>> {
+    if request.queries.queries().len() != 1 {
+        return None;
+    }
+    let mut at = HEADER;
+    loop {
+        let len = usize::from(*bytes.get(at)?);
+        at += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    bytes.get(HEADER..at + 4).map(<[u8]>::to_vec)
 }
 
 /// What failover-dns answers to the datagram or TCP message `bytes` from `source`, or None
@@ -154,11 +201,14 @@ pub fn respond(
     if request.queries.queries().len() == 1 && first_name_is_compressed(bytes) {
         return format_error(&header, protocol);
     }
+    // A request without exactly one question only ever gets an error, and echoing dozens of
+    // questions may not fit any response: it gets none echoed.
+    let question = question_bytes(bytes, &request);
     let reply = Reply::new(snapshot, &request);
     let rcode = reply.metadata.response_code;
     let qtype = request.queries.queries().first().map(|q| q.query_type());
     Some(Answered {
-        bytes: reply.into_wire(&request)?,
+        bytes: reply.into_wire(&request, question.as_deref())?,
         rcode,
         qtype,
     })
@@ -214,16 +264,6 @@ pub fn respond_to_bytes(snapshot: &Snapshot, bytes: &[u8], protocol: Protocol) -
     respond(snapshot, bytes, protocol, source).map(|answered| answered.bytes)
 }
 
-/// The records of one response section, or none when the response is cut to its header.
-fn section<'a>(
-    records: &'a [Cow<'_, Record>],
-    keep: bool,
-) -> impl Iterator<Item = &'a Record> + Send + 'a {
-    records[..if keep { records.len() } else { 0 }]
-        .iter()
-        .map(AsRef::as_ref)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +287,96 @@ mod tests {
         let response = respond_to_bytes(&snapshot, &plain, Protocol::Udp).expect("answered");
         let message = hickory_proto::op::Message::from_vec(&response).expect("decodes");
         assert_eq!(message.metadata.response_code, ResponseCode::Refused);
+    }
+
+    /// A snapshot of the zone `text` at `origin`, without services.
+    fn snapshot_of(origin: &str, text: &str) -> Snapshot {
+        let origin = hickory_proto::rr::Name::from_ascii(origin).expect("origin");
+        let zone = crate::zone::parse(text, &origin).expect("zone loads");
+        Snapshot {
+            zones: vec![crate::snapshot::ZoneSnapshot::new(
+                std::sync::Arc::new(zone),
+                std::sync::Arc::default(),
+                1,
+                std::collections::HashMap::new(),
+            )],
+            server: std::sync::Arc::default(),
+        }
+    }
+
+    fn query(name: &str, qtype: hickory_proto::rr::RecordType) -> Vec<u8> {
+        use hickory_proto::op::{Message, MessageType, OpCode, Query};
+        let mut message = Message::new(7, MessageType::Query, OpCode::Query);
+        let name = hickory_proto::rr::Name::from_ascii(name).expect("name");
+        message.add_query(Query::query(name, qtype));
+        message.to_vec().expect("encodes")
+    }
+
+    #[test]
+    fn additional_addresses_that_do_not_fit_are_left_out_but_glue_that_does_not_is_tc() {
+        use hickory_proto::rr::RecordType;
+        let mut zone = String::from("$ORIGIN big.test.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\n");
+        for n in 0..12 {
+            zone.push_str(&format!(
+                "@ MX 10 mail-host-{n}\nmail-host-{n} A 192.0.2.{n}\nmail-host-{n} AAAA 2001:db8::{n}\n"
+            ));
+        }
+        for n in 0..20 {
+            zone.push_str(&format!(
+                "child NS ns-{n}.child\nns-{n}.child A 198.51.100.{n}\nns-{n}.child AAAA 2001:db8:1::{n}\n"
+            ));
+        }
+        let snapshot = snapshot_of("big.test.", &zone);
+        let decode =
+            |bytes: Vec<u8>| hickory_proto::op::Message::from_vec(&bytes).expect("decodes");
+
+        let mx = respond_to_bytes(
+            &snapshot,
+            &query("big.test.", RecordType::MX),
+            Protocol::Udp,
+        )
+        .expect("answered");
+        assert!(mx.len() <= 512);
+        let mx = decode(mx);
+        assert!(!mx.metadata.truncation);
+        assert_eq!(mx.answers.len(), 12);
+        let additional = mx.additionals.len();
+        assert!(
+            (2..24).contains(&additional),
+            "{additional} additional records"
+        );
+        assert_eq!(additional % 2, 0, "each target's A and AAAA together");
+        let over_tcp = decode(
+            respond_to_bytes(
+                &snapshot,
+                &query("big.test.", RecordType::MX),
+                Protocol::Tcp,
+            )
+            .expect("answered"),
+        );
+        assert_eq!(over_tcp.additionals.len(), 24);
+
+        let referral = decode(
+            respond_to_bytes(
+                &snapshot,
+                &query("www.child.big.test.", RecordType::A),
+                Protocol::Udp,
+            )
+            .expect("answered"),
+        );
+        assert!(referral.metadata.truncation, "glue did not fit: TC");
+        assert!(referral.authorities.is_empty() && referral.additionals.is_empty());
+        let over_tcp = decode(
+            respond_to_bytes(
+                &snapshot,
+                &query("www.child.big.test.", RecordType::A),
+                Protocol::Tcp,
+            )
+            .expect("answered"),
+        );
+        assert_eq!(
+            (over_tcp.authorities.len(), over_tcp.additionals.len()),
+            (20, 40)
+        );
     }
 }

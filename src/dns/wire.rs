@@ -28,6 +28,15 @@ pub const DO: u8 = 0x80;
 /// The Internet class (RFC 1035 §3.2.4).
 pub const CLASS_IN: u16 = 1;
 
+/// An OPT record without options: root name, type, class, TTL, RDLENGTH.
+pub const OPT_LEN: usize = 11;
+/// Message sections by their place among the header's counts (after the question).
+pub const ANSWER: usize = 0;
+/// The authority section.
+pub const AUTHORITY: usize = 1;
+/// The additional section.
+pub const ADDITIONAL: usize = 2;
+
 /// A response ready to send, with what the metrics need to know of it.
 pub struct Answered {
     /// The response on the wire.

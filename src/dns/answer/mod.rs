@@ -57,6 +57,15 @@ impl Response<'_> {
             ..Self::default()
         }
     }
+
+    /// The delegation this response refers to, when its authority section holds a child's NS
+    /// records (only referrals put NS there): the addresses below it are glue.
+    pub fn referral_cut(&self) -> Option<LowerName> {
+        self.authority
+            .iter()
+            .find(|r| r.record_type() == RecordType::NS)
+            .map(|r| LowerName::new(&r.name))
+    }
 }
 
 /// Most CNAMEs followed inside one zone before answering with what was found so far.

@@ -5,18 +5,15 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 
-use hickory_proto::rr::{LowerName, Name, Record, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
-
-use crate::dns::wire::{MAX_UDP_PAYLOAD, additional_target};
+use crate::dns::compose::Composer;
+use crate::dns::wire::{ANSWER, MAX_UDP_PAYLOAD, additional_target};
 use crate::zone::StaticZone;
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-/// The fixed DNS header.
-pub(super) const HEADER: usize = 12;
+pub(super) use crate::dns::compose::HEADER;
+pub(super) use crate::dns::wire::OPT_LEN;
 /// A question's type and class after its name.
 pub(super) const TYPE_AND_CLASS: usize = 4;
-/// An OPT record without options: root name, type, class, TTL, RDLENGTH.
-pub(super) const OPT_LEN: usize = 11;
 /// Most bytes of pre-rendered answers per zone: table slots hold 32-bit offsets.
 const ARENA_LIMIT: usize = u32::MAX as usize - 1;
 /// An entry's kind: the name is answered by the full path.
@@ -38,6 +35,11 @@ pub struct Prerendered {
     /// delegations (a missing name below one is a referral) or wildcards (it may be
     /// synthesised).
     missing_is_nxdomain: bool,
+    /// The SOA's MNAME and RNAME and each of their suffixes, where strictly below the apex
+    /// (lower-case wire form). A question for a name ending in one of them lets the negative
+    /// answer's SOA compress against it, so that SOA is not the same for every question of its
+    /// length, and the full path writes it.
+    pub(super) soa_names_below_apex: Vec<Box<[u8]>>,
     /// Entries: name length, name, kind, type count, then per type: type, record count (0:
     /// the full path answers it), section length and the answer section.
     arena: Vec<u8>,
@@ -117,6 +119,7 @@ impl Prerendered {
             missing_is_nxdomain: zone.cuts.is_empty()
                 && zone.wildcards.is_empty()
                 && zone.dnames.is_empty(),
+            soa_names_below_apex: soa_names_below_apex(zone),
             ..Self::default()
         };
         let names = zone.nodes.keys().chain(zone.recordless.iter());
@@ -167,7 +170,7 @@ impl Prerendered {
             for set in rrsets {
                 let records: Vec<&Record> = set.records_without_rrsigs().collect();
                 let section = (!needs_additional(zone, &records))
-                    .then(|| render(&records, base))
+                    .then(|| render(&wire, &records))
                     .flatten()
                     .filter(|s| base + s.len() + OPT_LEN <= usize::from(MAX_UDP_PAYLOAD));
                 let (count, section) = match section {
@@ -267,6 +270,22 @@ fn entry_name(arena: &[u8], at: u32) -> &[u8] {
     &arena[at + 1..at + 1 + usize::from(arena[at])]
 }
 
+/// See [`Prerendered::soa_names_below_apex`].
+fn soa_names_below_apex(zone: &StaticZone) -> Vec<Box<[u8]>> {
+    let RData::SOA(soa) = &zone.soa.data else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for name in [&soa.mname, &soa.rname] {
+        let mut name = LowerName::new(name);
+        while name.num_labels() > zone.origin_key.num_labels() && zone.origin_key.zone_of(&name) {
+            names.push(lower_wire(&Name::from(&name)).into_boxed_slice());
+            name = name.base_name();
+        }
+    }
+    names
+}
+
 /// `name` in uncompressed wire form, lower-case.
 pub(super) fn lower_wire(name: &Name) -> Vec<u8> {
     let mut wire = Vec::with_capacity(name.len() + 1);
@@ -286,12 +305,18 @@ fn needs_additional(zone: &StaticZone, records: &[&Record]) -> bool {
         .any(|record| additional_target(&zone.origin_key, record).is_some())
 }
 
-/// `records` encoded as the full path's encoder writes them from offset `base` of a message.
-pub(super) fn render(records: &[&Record], base: usize) -> Option<Vec<u8>> {
-    let mut buffer = vec![0; base];
-    let mut encoder = BinEncoder::with_offset(&mut buffer, u32::try_from(base).ok()?);
+/// `records` as the full path writes them in the answer section of a response to a question
+/// for `name` (lower-case wire form): compressed against the question and each other. The
+/// bytes after the question.
+pub(super) fn render(name: &[u8], records: &[&Record]) -> Option<Vec<u8>> {
+    let mut message = Composer::new([0; 4], usize::from(u16::MAX), 0);
+    let mut question = Vec::with_capacity(name.len() + TYPE_AND_CLASS);
+    question.extend_from_slice(name);
+    question.extend_from_slice(&[0; TYPE_AND_CLASS]);
+    message.question(&question).ok()?;
+    let base = message.written();
     for record in records {
-        record.emit(&mut encoder).ok()?;
+        message.record(ANSWER, record).ok()?;
     }
-    Some(buffer.split_off(base))
+    Some(message.since(base).to_vec())
 }

@@ -8,12 +8,13 @@
 //! but in a zone of a million hosts most names are asked too rarely to be memoized, and every
 //! name of a random-subdomain flood is new. No library serves from pre-rendered wire data.
 //!
-//! The bytes are the full path's own: each section is rendered by hickory's encoder at the
-//! offset where the full path writes it (that encoder never compresses against the echoed
-//! question, so a section depends only on where it starts, not on the question's case), and
-//! tests compare both paths byte for byte over every name and type of several zones, many
-//! request shapes and random requests. Whatever is not provably the same — service names, the
-//! apex (its SOA serial moves), delegations, CNAMEs, wildcards, additional-section records,
+//! The bytes are the full path's own: each section is written by the same composer
+//! ([`crate::dns::compose`]) after the same question, so its compression pointers are the
+//! ones the full path writes (they match the question without regard to case, so a section
+//! does not depend on the case the client asked in), and tests compare both paths byte for
+//! byte over every name and type of several zones, many request shapes and random requests.
+//! Whatever is not provably the same — service names, the apex (its SOA serial moves),
+//! delegations, CNAMEs, wildcards, additional-section records,
 //! meta types, EDNS options, answers that would truncate — is left to the full path (`None`).
 
 pub mod index;
@@ -78,7 +79,14 @@ impl FastPath {
         };
         let base = HEADER + plain.question.len();
         let section = if authority {
-            self.negative_soa(zone_index, zone, base)?
+            let below_apex = &zone.index.soa_names_below_apex;
+            if below_apex
+                .iter()
+                .any(|s| name.ends_with(s) && is_label_start(name, name.len() - s.len()))
+            {
+                return None;
+            }
+            self.negative_soa(zone_index, zone, name, base)?
         } else {
             section
         };
@@ -115,11 +123,16 @@ impl FastPath {
         })
     }
 
-    /// The zone's negative-answer SOA as encoded from offset `base`, rendered on first use.
+    /// The zone's negative-answer SOA as written after the question for `name`, which ends at
+    /// `base`; rendered on first use. The same for every name of the zone whose question ends
+    /// there: the SOA's names compress against the question's suffixes at and above the apex,
+    /// whose places `base` fixes (the caller leaves the names that end in one of the SOA's
+    /// own names below the apex to the full path).
     fn negative_soa(
         &mut self,
         zone_index: usize,
         zone: &ZoneSnapshot,
+        name: &[u8],
         base: usize,
     ) -> Option<&[u8]> {
         if self.negative_soa.len() <= zone_index {
@@ -131,7 +144,7 @@ impl FastPath {
         }
         let slot = &mut by_base[base];
         if slot.is_none() {
-            *slot = Some(render(&[&zone.negative_soa], base)?.into_boxed_slice());
+            *slot = Some(render(name, &[&zone.negative_soa])?.into_boxed_slice());
         }
         slot.as_deref()
     }

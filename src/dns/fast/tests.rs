@@ -478,3 +478,24 @@ fn negative_answers_carry_the_current_snapshots_serial() {
         respond_to_bytes(&newer, &request, Protocol::Udp)
     );
 }
+
+#[test]
+fn negative_answers_below_the_soas_own_names_are_the_full_paths() {
+    // PLAIN's SOA names ns1.example.test. and hostmaster.example.test.: below them the SOA's
+    // names compress against the question, so the SOA a worker rendered for another question
+    // of the same length would not be the full path's.
+    let (snapshot, _) = snapshots().swap_remove(1);
+    let mut worker = FastPath::default();
+    let nx = |name| request(7, [1, 0], name, 1, None);
+    assert!(check(&mut worker, &snapshot, &nx("xx.abc.example.test.")));
+    for name in [
+        "xx.ns1.example.test.",
+        "x.Hostmaster.example.test.",
+        "ns1.example.test.",
+    ] {
+        let qtype = if name.starts_with("ns1") { 16 } else { 1 };
+        let request = request(7, [1, 0], name, qtype, None);
+        assert!(!check(&mut worker, &snapshot, &request), "{name}");
+        assert!(worker.respond(&snapshot, &request, Protocol::Udp).is_none());
+    }
+}
