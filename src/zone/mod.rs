@@ -83,7 +83,7 @@ impl StaticZone {
             return None;
         }
         let mut current = name.clone();
-        while current.num_labels() > self.origin_key.num_labels() {
+        while labels(&current) > labels(&self.origin_key) {
             if let Some(cut) = self.cuts.get(&current) {
                 return Some(cut);
             }
@@ -100,7 +100,7 @@ impl StaticZone {
         }
         let mut found = None;
         let mut current = name.clone();
-        while current.num_labels() > self.origin_key.num_labels() {
+        while labels(&current) > labels(&self.origin_key) {
             current = current.base_name();
             if let Some(owner) = self.dnames.get(&current) {
                 found = Some(owner);
@@ -114,6 +114,12 @@ impl StaticZone {
     pub fn add_name(&mut self, name: &LowerName) {
         mark_existing(&self.origin_key, &self.nodes, &mut self.recordless, name);
     }
+}
+
+/// How many labels `name` has, a leading `*` included (hickory's `num_labels` leaves it out,
+/// as RRSIG's Labels field does, so `*.example.` would count as the apex `example.`).
+pub fn labels(name: &LowerName) -> u8 {
+    name.num_labels() + u8::from(name.is_wildcard())
 }
 
 /// Adds `name` and its ancestors up to `origin` to `recordless` unless they own records.

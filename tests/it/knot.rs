@@ -709,20 +709,7 @@ fn corpus_differences() -> Vec<(String, Vec<String>)> {
 
 /// Corpus zones whose answers still differ from Knot's, and why (README "Zone files written
 /// for other servers"); each must still differ, so that a fix takes it off this list.
-const KNOWN_GAPS: &[(&str, &str)] = &[
-    (
-        "nsd/bug095_screwy_wc__bug095_screwy_wc.zone1",
-        "a wildcard NS is answered as authoritative data where Knot refers",
-    ),
-    (
-        "nsd/cutest_qroot__unsigned.zone",
-        "no additional address for an MX target a wildcard covers",
-    ),
-    (
-        "nsd/wcard_add_rr__wcard_add_rr.zone",
-        "no additional addresses for NS and MX targets a wildcard covers",
-    ),
-];
+const KNOWN_GAPS: &[(&str, &str)] = &[];
 
 #[test]
 fn corpus_zones_answer_as_knot_does_apart_from_known_gaps() {

@@ -11,7 +11,7 @@ use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use super::wire::additional_target;
 use crate::snapshot::{Snapshot, ZoneSnapshot};
-use crate::zone::Node;
+use crate::zone::{Node, labels};
 
 /// The parts of a request the answer depends on.
 #[derive(Debug, Clone, Copy)]
@@ -147,7 +147,7 @@ impl<'s> Lookup<'s, '_> {
         let dname = self.zone.data.dname_above(name);
         // Whichever is met first on the way down from the apex decides.
         match (cut, dname) {
-            (Some(cut), Some(owner)) if cut.num_labels() <= owner.num_labels() => {
+            (Some(cut), Some(owner)) if labels(cut) <= labels(owner) => {
                 return self.refer(cut);
             }
             (_, Some(owner)) => return self.redirect(owner, name, qtype, chain),
@@ -163,7 +163,13 @@ impl<'s> Lookup<'s, '_> {
             return self.no_data();
         }
         match self.wildcard_for(name) {
-            Some(wildcard) => self.answer_at(name, Some(wildcard), Some(name), qtype, chain),
+            // A wildcard that owns NS is a delegation like any other (RFC 4592 §4.2 leaves its
+            // meaning open): the names it covers are referred to it, as Knot does; DS stays
+            // this side's (NODATA).
+            Some((owner, _)) if self.zone.data.cuts.contains(owner) && qtype != RecordType::DS => {
+                self.refer(owner)
+            }
+            Some((_, wildcard)) => self.answer_at(name, Some(wildcard), Some(name), qtype, chain),
             None => self.name_error(),
         }
     }
@@ -175,11 +181,11 @@ impl<'s> Lookup<'s, '_> {
         if cuts.is_empty() {
             return None;
         }
-        let origin_labels = self.zone.data.origin_key.num_labels();
+        let origin_labels = labels(&self.zone.data.origin_key);
         let mut found = None;
         let mut current = name.clone();
-        while current.num_labels() > origin_labels {
-            let at_query = current.num_labels() == name.num_labels();
+        while labels(&current) > origin_labels {
+            let at_query = labels(&current) == labels(name);
             if !(at_query && qtype == RecordType::DS)
                 && let Some(cut) = cuts.get(&current)
             {
@@ -213,7 +219,7 @@ impl<'s> Lookup<'s, '_> {
         let Some(target) = dname_target(dname) else {
             return self.name_error();
         };
-        let prefix = name.num_labels().saturating_sub(owner.num_labels());
+        let prefix = labels(name).saturating_sub(labels(owner));
         let asked = Name::from(name);
         let labels: Vec<&[u8]> = asked.iter().take(usize::from(prefix)).collect();
         let Ok(synthesised) =
@@ -242,21 +248,21 @@ impl<'s> Lookup<'s, '_> {
         }
     }
 
-    /// The wildcard node that synthesises `name` (RFC 4592 §3.3.1): `*.` under the closest
-    /// encloser, the nearest existing ancestor.
-    fn wildcard_for(&self, name: &LowerName) -> Option<&'s Node> {
+    /// The wildcard that synthesises `name` (RFC 4592 §3.3.1), its owner and node: `*.` under
+    /// the closest encloser, the nearest existing ancestor.
+    fn wildcard_for(&self, name: &LowerName) -> Option<(&'s LowerName, &'s Node)> {
         if self.zone.data.wildcards.is_empty() {
             return None;
         }
         let mut encloser = name.base_name();
         while !self.zone.data.exists(&encloser) {
-            if encloser.num_labels() <= self.zone.data.origin_key.num_labels() {
+            if labels(&encloser) <= labels(&self.zone.data.origin_key) {
                 break;
             }
             encloser = encloser.base_name();
         }
         let wildcard = self.zone.data.wildcards.get(&encloser)?;
-        self.zone.data.nodes.get(wildcard)
+        Some((wildcard, self.zone.data.nodes.get(wildcard)?))
     }
 
     /// Answers from the records at `name`; `synthesised` is the query name when `node` is a
@@ -401,29 +407,49 @@ impl<'s> Lookup<'s, '_> {
                     .any(|r| r.record_type() == rtype && LowerName::new(&r.name) == target);
                 if !already {
                     let addresses = self.addresses_at(&target, rtype);
-                    self.response
-                        .additional
-                        .extend(addresses.into_iter().map(Cow::Borrowed));
+                    self.response.additional.extend(addresses);
                 }
             }
         }
     }
 
-    /// The A or AAAA records this zone answers at `name`: a service's selection, or static ones.
-    fn addresses_at(&self, name: &LowerName, rtype: RecordType) -> Vec<&'s Record> {
+    /// The A or AAAA records this zone answers at `name`: a service's selection, static ones,
+    /// or, where the name does not exist, what a wildcard synthesises for it (RFC 4592 §3.3.1;
+    /// Knot adds those too).
+    fn addresses_at(&self, name: &LowerName, rtype: RecordType) -> Vec<Cow<'s, Record>> {
         let zone = self.zone;
         if let Some(service) = zone.services.get(name) {
-            return match rtype {
-                RecordType::A => service.a.iter().collect(),
-                _ => service.aaaa.iter().collect(),
+            let records = match rtype {
+                RecordType::A => &service.a,
+                _ => &service.aaaa,
             };
+            return records.iter().map(Cow::Borrowed).collect();
         }
-        zone.data
-            .nodes
-            .get(name)
-            .and_then(|n| n.rrset(rtype))
-            .map(|set| set.records_without_rrsigs().collect())
-            .unwrap_or_default()
+        let of = |node: &'s Node| -> Vec<&'s Record> {
+            node.rrset(rtype)
+                .map(|set| set.records_without_rrsigs().collect())
+                .unwrap_or_default()
+        };
+        if let Some(node) = zone.data.nodes.get(name) {
+            return of(node).into_iter().map(Cow::Borrowed).collect();
+        }
+        if zone.data.recordless.contains(name) {
+            return Vec::new();
+        }
+        let Some((owner, wildcard)) = self.wildcard_for(name) else {
+            return Vec::new();
+        };
+        if zone.data.cuts.contains(owner) {
+            return Vec::new(); // Delegated: the child's to answer.
+        }
+        of(wildcard)
+            .into_iter()
+            .map(|record| {
+                let mut record = record.clone();
+                record.name = Name::from(name);
+                Cow::Owned(record)
+            })
+            .collect()
     }
 
     /// The name exists but has no records of the type: NOERROR with the SOA (RFC 2308 §2.2).

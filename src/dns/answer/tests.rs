@@ -573,3 +573,70 @@ fn names_below_a_dname_are_redirected_with_a_synthesised_cname() {
     let r = ask(&s, &long, RecordType::A);
     assert_eq!(r.rcode, ResponseCode::YXDomain, "{long}");
 }
+
+/// A snapshot of the zone `text` at `origin`, without services.
+fn snapshot_of(origin: &str, text: &str) -> Snapshot {
+    let origin = Name::from_ascii(origin).expect("origin");
+    let zone = crate::zone::parse(text, &origin).expect("zone loads");
+    Snapshot {
+        zones: vec![ZoneSnapshot::new(
+            Arc::new(zone),
+            Arc::default(),
+            1,
+            HashMap::new(),
+        )],
+        server: Arc::default(),
+    }
+}
+
+#[test]
+fn a_wildcard_that_owns_ns_is_a_delegation() {
+    let s = snapshot_of(
+        "example.",
+        "$TTL 900\n@ SOA ns0 h 1 2 3 4 5\n@ NS ns0.example.net.\n* NS ns0.example.net.\n",
+    );
+    for (name, qtype) in [
+        ("foo.example.", RecordType::A),
+        ("foo.example.", RecordType::NS),
+        ("a.b.example.", RecordType::A),
+        ("*.example.", RecordType::NS),
+    ] {
+        let r = ask(&s, name, qtype);
+        assert!(!r.authoritative && r.answers.is_empty(), "{name} {qtype}");
+        assert_eq!(
+            section(&r.authority),
+            ["*.example. 900 NS ns0.example.net."],
+            "{name} {qtype}"
+        );
+    }
+    let ds = ask(&s, "foo.example.", RecordType::DS);
+    assert!(ds.authoritative && ds.answers.is_empty());
+    assert_eq!(ds.authority[0].record_type(), RecordType::SOA);
+}
+
+#[test]
+fn targets_a_wildcard_covers_get_its_addresses_under_their_own_names() {
+    let s = snapshot_of(
+        "example.nl.",
+        "$TTL 3600\n@ SOA ns h 1 2 3 4 5\n@ NS ns0.name.example.nl.\n@ MX 10 mx.name\n\
+         sub NS ns1.name.example.nl.\n*.name A 10.11.13.14\n*.name AAAA 2001:db8::1\n\
+         real.name TXT \"exists\"\n@ MX 20 real.name\n",
+    );
+    let mx = ask(&s, "example.nl.", RecordType::MX);
+    assert_eq!(
+        section(&mx.additional),
+        [
+            "mx.name.example.nl. 3600 A 10.11.13.14",
+            "mx.name.example.nl. 3600 AAAA 2001:db8::1",
+        ],
+        "an existing name without addresses gets none"
+    );
+    let referral = ask(&s, "www.sub.example.nl.", RecordType::A);
+    assert_eq!(
+        section(&referral.additional),
+        [
+            "ns1.name.example.nl. 3600 A 10.11.13.14",
+            "ns1.name.example.nl. 3600 AAAA 2001:db8::1",
+        ]
+    );
+}

@@ -7,7 +7,7 @@ use std::hash::{BuildHasher, RandomState};
 
 use crate::dns::compose::Composer;
 use crate::dns::wire::{ANSWER, MAX_UDP_PAYLOAD, additional_target};
-use crate::zone::StaticZone;
+use crate::zone::{StaticZone, labels};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 pub(super) use crate::dns::compose::HEADER;
@@ -278,7 +278,7 @@ fn soa_names_below_apex(zone: &StaticZone) -> Vec<Box<[u8]>> {
     let mut names = Vec::new();
     for name in [&soa.mname, &soa.rname] {
         let mut name = LowerName::new(name);
-        while name.num_labels() > zone.origin_key.num_labels() && zone.origin_key.zone_of(&name) {
+        while labels(&name) > labels(&zone.origin_key) && zone.origin_key.zone_of(&name) {
             names.push(lower_wire(&Name::from(&name)).into_boxed_slice());
             name = name.base_name();
         }
