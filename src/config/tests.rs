@@ -293,3 +293,36 @@ fn bad_duration_names_its_line() {
     assert_eq!(err.line, Some(14), "{err}");
     assert!(err.message.contains("invalid duration"), "{err}");
 }
+
+#[test]
+fn a_classless_reverse_origin_and_a_zone_file_with_non_utf8_octets_load() {
+    // RFC 2317 delegates part of a /24 with a '/' in a label, and zone files from older tools
+    // carry Latin-1 comments and raw octets in strings: BIND, Knot and NSD take both.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("rev.zone"),
+        b"$TTL 300\n@ SOA ns.example. h.example. 1 2 3 4 5 ; caf\xe9\n@ NS ns.example.\n\
+          1 PTR host1.example. ; \xff\xfe\nt TXT \"raw\xe9octet\"\n",
+    )
+    .expect("zone");
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = [\"127.0.0.1:5300\"]\n\n[[zone]]\norigin = \"0/25.2.0.10.in-addr.arpa.\"\nfile = \"rev.zone\"\n",
+    )
+    .expect("config");
+    let plan = load(&path).expect("loads");
+    let zone = &plan.zones[0];
+    assert_eq!(zone.origin.iter().next(), Some(&b"0/25"[..]));
+    let txt = Name::from_labels([&b"t"[..], b"0/25", b"2", b"0", b"10", b"in-addr", b"arpa"])
+        .expect("name");
+    let node = zone.nodes.get(&LowerName::new(&txt)).expect("t exists");
+    let record = node
+        .rrset(hickory_proto::rr::RecordType::TXT)
+        .and_then(|set| set.records_without_rrsigs().next())
+        .expect("TXT");
+    let hickory_proto::rr::RData::TXT(txt) = &record.data else {
+        panic!("not TXT");
+    };
+    assert_eq!(&*txt.txt_data[0], b"raw\xe9octet");
+}

@@ -494,7 +494,7 @@ impl Validator<'_> {
     }
 
     fn fqdn(&self, raw: &Spanned<String>, what: &str) -> Result<Name, LoadError> {
-        let mut name = Name::from_ascii(raw.get_ref()).map_err(|e| {
+        let mut name = crate::zone::name_from_text(raw.get_ref()).map_err(|e| {
             self.error(
                 raw.span(),
                 format!("{what} {:?} is not a valid domain name: {e}", raw.get_ref()),

@@ -24,7 +24,7 @@ pub(super) fn located(path: &Path, line: Option<usize>, message: String) -> Load
 /// found. Faults that only show in context (a CNAME beside another record) fall back to a
 /// binary search over prefixes: O(log n) parses of up to the whole file, which for a million
 /// lines is a minute rather than seconds.
-pub(super) fn first_line_where(text: &str, fails: impl Fn(&str) -> bool) -> Option<usize> {
+pub(super) fn first_line_where(text: &[u8], fails: impl Fn(&[u8]) -> bool) -> Option<usize> {
     let entries = entry_ends(text);
     if let Some(index) = first_failing_alone(text, &entries, &fails) {
         let start = index.checked_sub(1).map_or(0, |before| entries[before].0);
@@ -37,9 +37,9 @@ pub(super) fn first_line_where(text: &str, fails: impl Fn(&str) -> bool) -> Opti
 
 /// The binary search of [`first_line_where`]; None if even the whole file does not fail.
 pub(super) fn bisect_line_where(
-    text: &str,
+    text: &[u8],
     entries: &[(usize, usize)],
-    fails: impl Fn(&str) -> bool,
+    fails: impl Fn(&[u8]) -> bool,
 ) -> Option<usize> {
     let last = entries.last()?;
     if !fails(&text[..last.0]) {
@@ -63,33 +63,33 @@ pub(super) fn bisect_line_where(
 /// entry with a blank owner, the last entry that named one. None if a file `$INCLUDE`s another
 /// (context this cannot carry) or no entry fails alone.
 pub(super) fn first_failing_alone(
-    text: &str,
+    text: &[u8],
     entries: &[(usize, usize)],
-    fails: impl Fn(&str) -> bool,
+    fails: impl Fn(&[u8]) -> bool,
 ) -> Option<usize> {
-    let directive = |entry: &str, name: &str| {
+    let directive = |entry: &[u8], name: &str| {
         entry
             .get(..name.len())
-            .is_some_and(|word| word.eq_ignore_ascii_case(name))
+            .is_some_and(|word| word.eq_ignore_ascii_case(name.as_bytes()))
     };
-    let (mut origin, mut ttl, mut owner) = ("", "$TTL 3600\n", "");
-    let mut alone = String::new();
+    let (mut origin, mut ttl, mut owner): (&[u8], &[u8], &[u8]) = (b"", b"$TTL 3600\n", b"");
+    let mut alone = Vec::new();
     let mut start = 0;
     for (index, &(end, _)) in entries.iter().enumerate() {
         let entry = &text[start..end];
         start = end;
-        let blank_owner = entry.starts_with([' ', '\t']);
-        if entry.trim().is_empty() || entry.trim_start().starts_with(';') {
+        let blank_owner = entry.starts_with(b" ") || entry.starts_with(b"\t");
+        if entry.trim_ascii().is_empty() || entry.trim_ascii_start().starts_with(b";") {
             continue;
         }
         if directive(entry, "$INCLUDE") {
             return None;
         }
         alone.clear();
-        for part in [origin, ttl, if blank_owner { owner } else { "" }, entry] {
-            alone.push_str(part);
-            if !alone.ends_with('\n') {
-                alone.push('\n');
+        for part in [origin, ttl, if blank_owner { owner } else { b"" }, entry] {
+            alone.extend_from_slice(part);
+            if !alone.ends_with(b"\n") {
+                alone.push(b'\n');
             }
         }
         if fails(&alone) {
@@ -107,32 +107,32 @@ pub(super) fn first_failing_alone(
 }
 
 /// For each logical line of a zone file: the byte offset just past its end, and its first line.
-pub(super) fn entry_ends(text: &str) -> Vec<(usize, usize)> {
+pub(super) fn entry_ends(text: &[u8]) -> Vec<(usize, usize)> {
     let mut entries = Vec::new();
     let (mut depth, mut in_quote, mut in_comment, mut escaped) = (0usize, false, false, false);
     let (mut line, mut entry_line) = (1, 1);
-    for (offset, c) in text.char_indices() {
+    for (offset, &c) in text.iter().enumerate() {
         if escaped {
             escaped = false;
         } else if in_comment {
-            in_comment = c != '\n';
+            in_comment = c != b'\n';
         } else if in_quote {
             match c {
-                '\\' => escaped = true,
-                '"' => in_quote = false,
+                b'\\' => escaped = true,
+                b'"' => in_quote = false,
                 _ => {}
             }
         } else {
             match c {
-                '\\' => escaped = true,
-                '"' => in_quote = true,
-                ';' => in_comment = true,
-                '(' => depth += 1,
-                ')' => depth = depth.saturating_sub(1),
+                b'\\' => escaped = true,
+                b'"' => in_quote = true,
+                b';' => in_comment = true,
+                b'(' => depth += 1,
+                b')' => depth = depth.saturating_sub(1),
                 _ => {}
             }
         }
-        if c == '\n' {
+        if c == b'\n' {
             line += 1;
             if depth == 0 && !in_quote {
                 entries.push((offset + 1, entry_line));
@@ -140,7 +140,10 @@ pub(super) fn entry_ends(text: &str) -> Vec<(usize, usize)> {
             }
         }
     }
-    if !text[entries.last().map_or(0, |e| e.0)..].trim().is_empty() {
+    if !text[entries.last().map_or(0, |e| e.0)..]
+        .trim_ascii()
+        .is_empty()
+    {
         entries.push((text.len(), entry_line));
     }
     entries

@@ -17,7 +17,7 @@ pub(super) const MAX_INCLUDE_DEPTH: usize = 8;
 
 /// The text of the zone file at `path`, which must be a regular file of at most `limit` bytes.
 /// A device, FIFO or directory is refused before it is opened (opening a FIFO would block).
-pub(super) fn read_zone_text(path: &Path, limit: u64) -> Result<String, LoadError> {
+pub(super) fn read_zone_text(path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
     let what = |message: String| LoadError::in_file(path, message);
     let metadata =
         std::fs::metadata(path).map_err(|e| what(format!("cannot read zone file: {e}")))?;
@@ -32,9 +32,11 @@ pub(super) fn read_zone_text(path: &Path, limit: u64) -> Result<String, LoadErro
     }
     let file =
         std::fs::File::open(path).map_err(|e| what(format!("cannot read zone file: {e}")))?;
-    let mut text = String::new();
+    // Bytes, not a String: a zone file is octets (a comment in Latin-1, a TXT string with raw
+    // octets), as BIND, Knot and NSD read it.
+    let mut text = Vec::new();
     file.take(limit.saturating_add(1))
-        .read_to_string(&mut text)
+        .read_to_end(&mut text)
         .map_err(|e| what(format!("cannot read zone file: {e}")))?;
     if text.len() as u64 > limit {
         return Err(what(too_big(text.len() as u64)));

@@ -23,13 +23,13 @@ pub fn load(path: &Path, origin: &Name) -> Result<StaticZone, LoadError> {
 /// Parses and checks zone text for `origin` that comes from no file: errors name `<text>`,
 /// and `$INCLUDE` paths are relative to the current directory.
 pub fn parse(text: &str, origin: &Name) -> Result<StaticZone, LoadError> {
-    parse_from(text, origin, Path::new("<text>"))
+    parse_from(text.as_bytes(), origin, Path::new("<text>"))
 }
 
 /// Parses and checks zone text for `origin` read from `path` (which errors name and
 /// `$INCLUDE` paths are relative to).
-fn parse_from(text: &str, origin: &Name, path: &Path) -> Result<StaticZone, LoadError> {
-    let parse = |input: &str| reader::read(input, origin, path);
+fn parse_from(text: &[u8], origin: &Name, path: &Path) -> Result<StaticZone, LoadError> {
+    let parse = |input: &[u8]| reader::read(input, origin, path);
     let records = parse(text)?;
 
     // Each check finds the first offending entry by re-parsing prefixes: see `first_line_where`.

@@ -17,6 +17,7 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordSet, RecordType};
 
 pub use files::MAX_ZONE_BYTES;
 pub use load::{load, parse};
+pub use reader::name_from_text;
 
 /// The records of one name, one RRset per type.
 #[derive(Debug, Clone, Default)]

@@ -119,7 +119,8 @@ fn out_of_zone_name_names_its_line() {
     assert!(err.message.contains("outside the zone"), "{err}");
 }
 
-fn fails_to_parse(text: &str) -> bool {
+fn fails_to_parse(text: &[u8]) -> bool {
+    let text = std::str::from_utf8(text).expect("test zones are UTF-8");
     Parser::new(text, None, Some(origin())).parse().is_err()
 }
 
@@ -137,24 +138,25 @@ fn an_entry_that_fails_alone_is_found_without_bisecting() {
         "y IN NOSUCHTYPE 1\n",
     ];
     for bad in bad_entries {
-        for (cut, _) in entry_ends(CONTEXT).into_iter().skip(1) {
+        for (cut, _) in entry_ends(CONTEXT.as_bytes()).into_iter().skip(1) {
             let head = &CONTEXT[..cut];
             let text = format!("{head}{bad}tail IN A 192.0.2.9\n");
+            let text = text.as_bytes();
             let expected = head.lines().count() + 1;
-            let entries = entry_ends(&text);
+            let entries = entry_ends(text);
             assert_eq!(
-                first_line_where(&text, fails_to_parse),
+                first_line_where(text, fails_to_parse),
                 Some(expected),
                 "{bad:?} after line {}",
                 expected - 1
             );
             assert_eq!(
-                bisect_line_where(&text, &entries, fails_to_parse),
+                bisect_line_where(text, &entries, fails_to_parse),
                 Some(expected),
                 "{bad:?} after line {}",
                 expected - 1
             );
-            let found = first_failing_alone(&text, &entries, fails_to_parse).expect("fails alone");
+            let found = first_failing_alone(text, &entries, fails_to_parse).expect("fails alone");
             assert_eq!(entries[found].1, expected, "{bad:?}");
         }
     }
@@ -164,7 +166,9 @@ fn an_entry_that_fails_alone_is_found_without_bisecting() {
 fn an_entry_that_fails_only_in_context_is_found_by_bisecting() {
     // Alone, each entry of a CNAME clash is fine; only the two together are wrong.
     let text = format!("{CONTEXT}x IN A 192.0.2.3\nx IN CNAME ns1\n");
-    let clash = |prefix: &str| {
+    let text = text.as_bytes();
+    let clash = |prefix: &[u8]| {
+        let prefix = std::str::from_utf8(prefix).expect("UTF-8");
         Parser::new(prefix, None, Some(origin()))
             .parse()
             .is_ok_and(|(_, r)| {
@@ -174,15 +178,16 @@ fn an_entry_that_fails_only_in_context_is_found_by_bisecting() {
                     > 1
             })
     };
-    assert_eq!(first_failing_alone(&text, &entry_ends(&text), clash), None);
+    assert_eq!(first_failing_alone(text, &entry_ends(text), clash), None);
     assert_eq!(
-        first_line_where(&text, clash),
+        first_line_where(text, clash),
         Some(CONTEXT.lines().count() + 2)
     );
     // $INCLUDE brings context that entries alone cannot carry.
     let text = format!("$INCLUDE other.zone\n{CONTEXT}bad IN A nowhere\n");
+    let text = text.as_bytes();
     assert_eq!(
-        first_failing_alone(&text, &entry_ends(&text), fails_to_parse),
+        first_failing_alone(text, &entry_ends(text), fails_to_parse),
         None
     );
 }

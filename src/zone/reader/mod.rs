@@ -44,7 +44,7 @@ pub const DEFAULT_TTL: u32 = 3600;
 
 /// Reads the zone text `text` of the file `path` for the zone `origin`, with the files it
 /// includes.
-pub fn read(text: &str, origin: &Name, path: &Path) -> Result<Parsed, LoadError> {
+pub fn read(text: &[u8], origin: &Name, path: &Path) -> Result<Parsed, LoadError> {
     let mut reader = Reader {
         records: Parsed::new(),
         budget: MAX_ZONE_BYTES.saturating_sub(text.len() as u64),
@@ -89,7 +89,7 @@ fn problem(line: usize, message: impl Into<String>) -> Problem {
 impl Reader {
     fn read_file(
         &mut self,
-        text: &str,
+        text: &[u8],
         path: &Path,
         origin: Vec<u8>,
         depth: usize,
@@ -103,7 +103,7 @@ impl Reader {
                 format!("cannot parse zone file: {}", p.message),
             )
         };
-        for entry in Lexer::new(text.as_bytes()) {
+        for entry in Lexer::new(text) {
             let entry = entry.map_err(located)?;
             let Some(first) = entry.tokens.first() else {
                 continue;
@@ -307,6 +307,18 @@ fn build_record(
     let mut record = Record::from_rdata(name, ttl, data);
     record.dns_class = class;
     Ok(record)
+}
+
+/// A domain name written as in a zone file (any octets in a label, `\DDD` and `\X` escapes,
+/// always absolute), for names the config gives: a zone origin such as the RFC 2317
+/// `0/25.2.0.10.in-addr.arpa.` is a name zone files and peers accept.
+pub fn name_from_text(text: &str) -> Result<Name, String> {
+    let token = Token {
+        text: text.as_bytes(),
+        quoted: false,
+    };
+    let wire = fields::name_wire(&token, &[0]).map_err(|m| m.replace("bad name ", ""))?;
+    decode_name(&wire)
 }
 
 fn decode_name(wire: &[u8]) -> Result<Name, String> {
