@@ -582,3 +582,58 @@ d 300 IN IPSECKEY 10 2 2 2001:0DB8:0:8002::2000:1 AQNRU3mG7TVTO2BkR47usntb102uFJ
     .expect_err("bad gateway");
     assert!(err.message.contains("IPv4"), "{err}");
 }
+
+#[test]
+fn wks_apl_and_the_rarer_types_are_written_as_their_rfcs_say() {
+    let text = format!(
+        "{APEX}w 300 IN WKS 10.0.0.1 tcp 0 tcpmux 2 ftp telnet smtp 26\n\
+         w2 300 IN WKS 10.0.0.2 17 ( 53 )\n\
+         a 300 IN APL 1:192.168.32.0/21 !1:192.168.38.0/28 2:ff00::/8\n\
+         empty 300 IN APL\n\
+         g 300 IN GPOS \"-22.6882\" \"116.8652\" \"250.0\"\n\
+         n 300 IN NSAP 0x47.0005.80.005a00\n\
+         nid 300 IN NID 10 0014:4fff:ff20:ee64\n\
+         l32 300 IN L32 10 10.1.2.0\n"
+    );
+    let zone = parse(&text, &origin()).expect("loads");
+    let name = |n: &str| format!("{n}.svc.example.test.");
+    // Ports 0, 1, 2, 21, 23, 25, 26: bits counted from the high bit of the first octet.
+    assert_eq!(
+        wire_of(&zone, &name("w"), RecordType::from(11)),
+        [10, 0, 0, 1, 6, 0b1110_0000, 0, 0b0000_0101, 0b0110_0000]
+    );
+    let udp = wire_of(&zone, &name("w2"), RecordType::from(11));
+    assert_eq!(
+        (&udp[..5], udp.len(), udp[11]),
+        (&[10, 0, 0, 2, 17][..], 12, 0b0000_0100)
+    );
+    assert_eq!(
+        wire_of(&zone, &name("a"), RecordType::from(42)),
+        [
+            0, 1, 21, 3, 192, 168, 32, 0, 1, 28, 0x83, 192, 168, 38, 0, 2, 8, 1, 0xff
+        ]
+    );
+    assert!(wire_of(&zone, &name("empty"), RecordType::from(42)).is_empty());
+    assert_eq!(
+        wire_of(&zone, &name("g"), RecordType::from(27))[..9],
+        *b"\x08-22.6882"
+    );
+    assert_eq!(
+        wire_of(&zone, &name("n"), RecordType::from(22)),
+        [0x47, 0x00, 0x05, 0x80, 0x00, 0x5a, 0x00]
+    );
+    assert_eq!(
+        wire_of(&zone, &name("nid"), RecordType::from(104)),
+        [0, 10, 0x00, 0x14, 0x4f, 0xff, 0xff, 0x20, 0xee, 0x64]
+    );
+    assert_eq!(
+        wire_of(&zone, &name("l32"), RecordType::from(105)),
+        [0, 10, 10, 1, 2, 0]
+    );
+    let err = parse(
+        &format!("{APEX}w 300 IN WKS 10.0.0.1 tcp gopherish\n"),
+        &origin(),
+    )
+    .expect_err("unknown service");
+    assert!(err.message.contains("unknown service gopherish"), "{err}");
+}

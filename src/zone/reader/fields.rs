@@ -106,19 +106,29 @@ pub(super) enum Field {
     Eui,
     /// CERT's certificate type: a number or a mnemonic (RFC 4398 §2.1).
     CertType,
+    /// NID's and L64's 64-bit locator: four groups of up to four hex digits (RFC 6742 §2.3).
+    Locator64,
 }
 
 pub(super) fn fields_of(rtype: RecordType) -> Option<&'static [Field]> {
     use Field::*;
     Some(match u16::from(rtype) {
         1 => &[Ipv4],
-        2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 39 => &[Name],
+        2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 23 | 39 => &[Name],
         6 => &[Name, Name, U32, Period, Period, Period, Period],
         13 => &[Text, Text],
         14 | 17 => &[Name, Name],
         15 | 18 | 21 | 36 => &[U16, Name],
         16 | 99 => &[Texts],
         19 => &[Text],
+        20 | 56 | 258 => &[Texts],
+        27 => &[Text, Text, Text],
+        57 => &[U16, U8, Algorithm, Base64],
+        58 => &[Name, Name],
+        104 | 106 => &[U16, Locator64],
+        105 => &[U16, Ipv4],
+        107 => &[U16, Name],
+        32768 => &[U16, Algorithm, U8, Hex],
         26 => &[U16, Name, Name],
         28 => &[Ipv6],
         33 => &[U16, U16, U16, Name],
@@ -171,7 +181,10 @@ pub(super) fn rdata_wire(
         return Ok(RDataWire::Wire(data));
     }
     match u16::from(rtype) {
+        11 => return wks(tokens).map(RDataWire::Wire),
         29 => return loc(tokens).map(RDataWire::Wire),
+        42 => return apl(tokens).map(RDataWire::Wire),
+        22 => return nsap(tokens).map(RDataWire::Wire),
         45 => return ipseckey(tokens, origin).map(RDataWire::Wire),
         64 | 65 => return svcb(tokens, origin).map(RDataWire::Wire),
         _ => {}
@@ -188,7 +201,13 @@ pub(super) fn rdata_wire(
             });
         }
         let data = RData::try_from_str(rtype, &words.join(" "))
-            .map_err(|e| format!("bad {rtype} data: {e}"))?;
+            .map_err(|e| match RecordType::from(u16::from(rtype)) {
+                RecordType::Unknown(code) => format!(
+                    "{} records are not read in their text form here; write this one in RFC 3597 form (\\# length hex)",
+                    type_name(code)
+                ),
+                _ => format!("bad {rtype} data: {e}"),
+            })?;
         return Ok(RDataWire::Hickory(data));
     };
     let mut out = Vec::new();
@@ -307,6 +326,26 @@ pub(super) fn rdata_wire(
                             })?
                             .to_be_bytes(),
                     ),
+                    Field::Locator64 => {
+                        let groups: Vec<u16> = show(token.text)
+                            .split(':')
+                            .map(|g| {
+                                (g.len() <= 4)
+                                    .then(|| u16::from_str_radix(g, 16).ok())
+                                    .flatten()
+                            })
+                            .collect::<Option<_>>()
+                            .filter(|g: &Vec<u16>| g.len() == 4)
+                            .ok_or_else(|| {
+                                format!(
+                                    "bad locator {}: four groups of hex digits",
+                                    show(token.text)
+                                )
+                            })?;
+                        for group in groups {
+                            out.extend_from_slice(&group.to_be_bytes());
+                        }
+                    }
                     Field::Eui => {
                         let hex: Vec<u8> =
                             token.text.iter().copied().filter(|b| *b != b'-').collect();

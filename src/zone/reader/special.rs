@@ -1,5 +1,5 @@
 //! The types whose presentation form is not a list of fields: LOC (RFC 1876), IPSECKEY
-//! (RFC 4025) and SVCB/HTTPS (RFC 9460).
+//! (RFC 4025), SVCB/HTTPS (RFC 9460), APL (RFC 3123) and WKS (RFC 1035 §3.4.2).
 
 use super::*;
 
@@ -134,6 +134,168 @@ pub(super) fn ipseckey(tokens: &[&Token<'_>], origin: &[u8]) -> Result<Vec<u8>, 
         .flat_map(|t| t.text.iter().copied())
         .collect();
     out.extend(decode_base64(&key).ok_or_else(|| bad("the public key is not base64"))?);
+    Ok(out)
+}
+
+/// APL (RFC 3123 §4): any number of `[!]family:address/prefix` items (family 1 IPv4, 2
+/// IPv6), each written as family, prefix length, negation bit and length, and the address
+/// without its trailing zero octets.
+pub(super) fn apl(tokens: &[&Token<'_>]) -> Result<Vec<u8>, String> {
+    let bad = |item: &[u8], what: &str| format!("bad APL item {}: {what}", show(item));
+    let mut out = Vec::new();
+    for token in tokens {
+        let item = token.text;
+        let (negated, rest) = match item.strip_prefix(b"!") {
+            Some(rest) => (true, rest),
+            None => (false, item),
+        };
+        let text = std::str::from_utf8(rest).map_err(|_| bad(item, "not text"))?;
+        let (family, rest) = text
+            .split_once(':')
+            .ok_or_else(|| bad(item, "expected family:address/prefix"))?;
+        let (address, prefix) = rest
+            .split_once('/')
+            .ok_or_else(|| bad(item, "expected family:address/prefix"))?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad(item, "bad prefix length"))?;
+        let (family, octets, bits): (u16, Vec<u8>, u8) = match family {
+            "1" => (
+                1,
+                address
+                    .parse::<Ipv4Addr>()
+                    .map_err(|_| bad(item, "family 1 needs an IPv4 address"))?
+                    .octets()
+                    .to_vec(),
+                32,
+            ),
+            "2" => (
+                2,
+                address
+                    .parse::<Ipv6Addr>()
+                    .map_err(|_| bad(item, "family 2 needs an IPv6 address"))?
+                    .octets()
+                    .to_vec(),
+                128,
+            ),
+            _ => return Err(bad(item, "the family is 1 (IPv4) or 2 (IPv6)")),
+        };
+        if prefix > bits {
+            return Err(bad(item, "prefix longer than the address"));
+        }
+        let used = octets
+            .iter()
+            .rposition(|&o| o != 0)
+            .map_or(0, |last| last + 1);
+        out.extend_from_slice(&family.to_be_bytes());
+        out.push(prefix);
+        out.push(u8::from(negated) << 7 | used as u8);
+        out.extend_from_slice(&octets[..used]);
+    }
+    Ok(out)
+}
+
+/// NSAP (RFC 1706 §5): `0x` and hex digits, with `.` anywhere between them for reading.
+pub(super) fn nsap(tokens: &[&Token<'_>]) -> Result<Vec<u8>, String> {
+    let [token] = tokens else {
+        return Err("bad NSAP data: one 0x… value".to_string());
+    };
+    let hex = token
+        .text
+        .strip_prefix(b"0x")
+        .or_else(|| token.text.strip_prefix(b"0X"))
+        .ok_or("bad NSAP data: it starts with 0x")?;
+    let digits: Vec<u8> = hex.iter().copied().filter(|b| *b != b'.').collect();
+    decode_hex(&digits).ok_or_else(|| "bad NSAP data: not hexadecimal".to_string())
+}
+
+/// Well-known services by the names `/etc/services` gives them, for WKS. Built in rather than
+/// read from the host, so a zone means the same on every machine.
+const SERVICES: &[(&str, u16)] = &[
+    ("tcpmux", 1),
+    ("echo", 7),
+    ("discard", 9),
+    ("systat", 11),
+    ("daytime", 13),
+    ("netstat", 15),
+    ("qotd", 17),
+    ("chargen", 19),
+    ("ftp-data", 20),
+    ("ftp", 21),
+    ("ssh", 22),
+    ("telnet", 23),
+    ("smtp", 25),
+    ("time", 37),
+    ("nameserver", 42),
+    ("whois", 43),
+    ("tacacs", 49),
+    ("domain", 53),
+    ("bootps", 67),
+    ("bootpc", 68),
+    ("tftp", 69),
+    ("gopher", 70),
+    ("finger", 79),
+    ("http", 80),
+    ("www", 80),
+    ("kerberos", 88),
+    ("pop3", 110),
+    ("sunrpc", 111),
+    ("auth", 113),
+    ("ident", 113),
+    ("nntp", 119),
+    ("ntp", 123),
+    ("netbios-ns", 137),
+    ("netbios-dgm", 138),
+    ("netbios-ssn", 139),
+    ("imap", 143),
+    ("imap2", 143),
+    ("snmp", 161),
+    ("snmp-trap", 162),
+    ("bgp", 179),
+    ("irc", 194),
+    ("ldap", 389),
+    ("https", 443),
+    ("syslog", 514),
+    ("submission", 587),
+    ("ldaps", 636),
+    ("imaps", 993),
+    ("pop3s", 995),
+];
+
+/// WKS (RFC 1035 §3.4.2): an IPv4 address, a protocol (a number, `tcp` or `udp`), and the
+/// services offered (port numbers or the names in [`SERVICES`]) as a bitmap, one bit per port.
+pub(super) fn wks(tokens: &[&Token<'_>]) -> Result<Vec<u8>, String> {
+    let bad = |what: String| format!("bad WKS data: {what}");
+    let address = tokens
+        .first()
+        .and_then(|t| show(t.text).parse::<Ipv4Addr>().ok())
+        .ok_or_else(|| bad("expected an IPv4 address".into()))?;
+    let protocol = tokens.get(1).ok_or_else(|| bad("no protocol".into()))?;
+    let protocol = match show(protocol.text).to_ascii_lowercase().as_str() {
+        "tcp" => 6,
+        "udp" => 17,
+        number => number
+            .parse::<u8>()
+            .map_err(|_| bad(format!("protocol {number}: a number, tcp or udp")))?,
+    };
+    let mut bitmap: Vec<u8> = Vec::new();
+    for token in &tokens[2.min(tokens.len())..] {
+        let word = show(token.text).to_ascii_lowercase();
+        let port = match word.parse::<u16>() {
+            Ok(port) => port,
+            Err(_) => SERVICES
+                .iter()
+                .find(|(name, _)| *name == word)
+                .map(|(_, port)| *port)
+                .ok_or_else(|| bad(format!("unknown service {word}; give its port number")))?,
+        };
+        let byte = usize::from(port / 8);
+        if bitmap.len() <= byte {
+            bitmap.resize(byte + 1, 0);
+        }
+        bitmap[byte] |= 0x80 >> (port % 8);
+    }
+    let mut out = address.octets().to_vec();
+    out.push(protocol);
+    out.extend(bitmap);
     Ok(out)
 }
 

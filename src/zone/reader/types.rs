@@ -52,6 +52,7 @@ pub(super) fn parse_class(text: &[u8]) -> Option<DNSClass> {
 /// Mnemonics hickory does not know, with their codes (IANA's registry).
 pub(super) const EXTRA_TYPES: &[(&str, u16)] = &[
     ("MD", 3),
+    ("WKS", 11),
     ("MF", 4),
     ("MB", 7),
     ("MG", 8),
@@ -61,6 +62,8 @@ pub(super) const EXTRA_TYPES: &[(&str, u16)] = &[
     ("AFSDB", 18),
     ("X25", 19),
     ("ISDN", 20),
+    ("NSAP", 22),
+    ("NSAP-PTR", 23),
     ("RT", 21),
     ("PX", 26),
     ("GPOS", 27),
@@ -114,6 +117,14 @@ pub(super) fn parse_type(text: &[u8]) -> Option<RecordType> {
         RecordType::ANY | RecordType::AXFR | RecordType::IXFR | RecordType::OPT
     ))
     .then_some(rtype)
+}
+
+/// The mnemonic of the type `code` where we know one, else `TYPEnnn`.
+pub(super) fn type_name(code: u16) -> String {
+    EXTRA_TYPES
+        .iter()
+        .find(|(_, c)| *c == code)
+        .map_or_else(|| format!("TYPE{code}"), |(name, _)| (*name).to_string())
 }
 
 /// CERT certificate types (RFC 4398 §2.1).
