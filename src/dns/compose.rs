@@ -34,10 +34,83 @@ const CANDIDATE_LIMIT: usize = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full;
 
-/// Hashes of lower-cased suffixes to the offset where one was written. A collision can only
-/// cost a compression (every hit is confirmed against the written bytes), so a fixed-key
-/// hasher is enough.
-type Candidates = HashMap<u64, u16, BuildHasherDefault<std::collections::hash_map::DefaultHasher>>;
+/// Most candidates looked up by a scan before they are indexed by a map: most responses hold
+/// a few names, and a map would cost more to build than the scans.
+const SCAN_LIMIT: usize = 16;
+
+/// The hashes of lower-cased suffixes already written, to where each was written: a list in
+/// the order they were added (scanned while short, and the log a rewind truncates), indexed by
+/// a map once long. A collision can only cost a compression (every hit is confirmed against
+/// the written bytes), and the question adds at most 127 suffixes, so neither the hash nor the
+/// map needs a secret key.
+#[derive(Default)]
+struct Candidates {
+    added: Vec<(u64, u16)>,
+    index: Option<HashMap<u64, u16, BuildHasherDefault<Identity>>>,
+}
+
+impl Candidates {
+    fn get(&self, hash: u64) -> Option<u16> {
+        match &self.index {
+            Some(index) => index.get(&hash).copied(),
+            None => self
+                .added
+                .iter()
+                .find(|(h, _)| *h == hash)
+                .map(|(_, at)| *at),
+        }
+    }
+
+    /// Adds `hash` at `at` unless it is already there (the first place a name was written is
+    /// as good as any).
+    fn add(&mut self, hash: u64, at: u16) {
+        if self.get(hash).is_some() {
+            return;
+        }
+        self.added.push((hash, at));
+        match &mut self.index {
+            Some(index) => {
+                index.insert(hash, at);
+            }
+            None if self.added.len() > SCAN_LIMIT => {
+                self.index = Some(self.added.iter().copied().collect());
+            }
+            None => {}
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.added.len()
+    }
+
+    fn truncate(&mut self, len: usize) {
+        for (hash, _) in self.added.drain(len..) {
+            if let Some(index) = &mut self.index {
+                index.remove(&hash);
+            }
+        }
+    }
+}
+
+/// The map's hasher: the keys are hashes already.
+#[derive(Default)]
+struct Identity(u64);
+
+impl std::hash::Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
 
 /// A point in a message to go back to: what was written up to it.
 #[derive(Debug, Clone, Copy)]
@@ -53,9 +126,6 @@ pub struct Composer {
     /// Most bytes the message may take, less what is reserved for the OPT record.
     limit: usize,
     candidates: Candidates,
-    /// The hashes added to `candidates`, in order, so a record that did not fit can take its
-    /// own back out.
-    added: Vec<u64>,
     /// The records written in each section: answer, authority, additional.
     counts: [u16; 3],
 }
@@ -64,14 +134,13 @@ impl Composer {
     /// A message of at most `limit` bytes whose first `HEADER` bytes are `header` (counts are
     /// filled in by [`finish`](Self::finish)), with `reserve` bytes kept back for an OPT record.
     pub fn new(header: [u8; 4], limit: usize, reserve: usize) -> Self {
-        let mut bytes = Vec::with_capacity(limit.min(4096));
+        let mut bytes = Vec::with_capacity(limit.min(512));
         bytes.extend_from_slice(&header);
         bytes.extend_from_slice(&[0; HEADER - 4]);
         Self {
             bytes,
             limit: limit.saturating_sub(reserve),
             candidates: Candidates::default(),
-            added: Vec::new(),
             counts: [0; 3],
         }
     }
@@ -84,14 +153,17 @@ impl Composer {
             return Err(Full);
         }
         self.bytes.extend_from_slice(question);
+        let mut starts = Vec::with_capacity(8);
         let mut at = start;
         while let Some(&len) = self.bytes.get(at) {
             if len == 0 || len > 63 {
                 break;
             }
-            let hash = suffix_hash(&self.bytes, at);
-            self.remember(hash, at);
+            starts.push(at);
             at += 1 + usize::from(len);
+        }
+        for (at, hash) in suffix_hashes(&self.bytes, &starts) {
+            self.remember(hash, at);
         }
         self.bytes[4..6].copy_from_slice(&1u16.to_be_bytes());
         Ok(())
@@ -114,7 +186,7 @@ impl Composer {
     pub fn mark(&self) -> Mark {
         Mark {
             len: self.bytes.len(),
-            added: self.added.len(),
+            added: self.candidates.len(),
             counts: self.counts,
         }
     }
@@ -122,9 +194,7 @@ impl Composer {
     /// Takes back everything written after `mark`, the compression candidates included.
     pub fn rewind(&mut self, mark: Mark) {
         self.bytes.truncate(mark.len);
-        for hash in self.added.drain(mark.added..) {
-            self.candidates.remove(&hash);
-        }
+        self.candidates.truncate(mark.added);
         self.counts = mark.counts;
     }
 
@@ -199,60 +269,58 @@ impl Composer {
 
     /// Writes `name`, ending in a pointer to the longest suffix already in the message.
     fn name(&mut self, name: &Name) -> Result<(), Full> {
-        let start = self.bytes.len();
+        let mut starts = Vec::with_capacity(8);
         for label in name.iter() {
             let len = u8::try_from(label.len()).map_err(|_| Full)?;
+            starts.push(self.bytes.len());
             self.bytes.push(len);
             self.bytes.extend_from_slice(label);
         }
         self.bytes.push(0);
+        let hashes = suffix_hashes(&self.bytes, &starts);
         // Label by label from the left: the first suffix already written becomes a pointer.
-        let mut at = start;
-        while self.bytes[at] != 0 {
-            let hash = suffix_hash(&self.bytes, at);
-            if let Some(&earlier) = self.candidates.get(&hash)
+        for (i, &(at, hash)) in hashes.iter().enumerate() {
+            if let Some(earlier) = self.candidates.get(hash)
                 && same_name(&self.bytes, usize::from(earlier), at)
             {
                 self.bytes.truncate(at);
                 self.bytes
                     .extend_from_slice(&(0xC000 | earlier).to_be_bytes());
+                for &(at, hash) in &hashes[..i] {
+                    self.remember(hash, at);
+                }
                 return Ok(());
             }
+        }
+        for (at, hash) in hashes {
             self.remember(hash, at);
-            at += 1 + usize::from(self.bytes[at]);
         }
         Ok(())
     }
 
     fn remember(&mut self, hash: u64, at: usize) {
-        if at > POINTER_LIMIT || self.added.len() >= CANDIDATE_LIMIT {
+        if at > POINTER_LIMIT || self.candidates.len() >= CANDIDATE_LIMIT {
             return;
         }
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.candidates.entry(hash) {
-            slot.insert(at as u16);
-            self.added.push(hash);
-        }
+        self.candidates.add(hash, at as u16);
     }
 }
 
-/// The hash of the lower-cased name at `at` in `bytes`, which is written out there in full
-/// (the suffixes of a name being written, or of the question).
-fn suffix_hash(bytes: &[u8], at: usize) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    let mut at = at;
-    while let Some(&len) = bytes.get(at) {
-        if len == 0 || len > 63 {
-            break;
+/// For the labels starting at `starts` in `bytes` (one name, written out in full, the root
+/// after the last): each label's place and the hash of the lower-cased suffix it begins,
+/// computed from the right so each label is read once (FNV-1a).
+fn suffix_hashes(bytes: &[u8], starts: &[usize]) -> Vec<(usize, u64)> {
+    let mut hashes = vec![(0, 0); starts.len()];
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, &at) in starts.iter().enumerate().rev() {
+        let end = (at + 1 + usize::from(bytes[at])).min(bytes.len());
+        for &byte in &bytes[at..end] {
+            hash = (hash ^ u64::from(byte.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3);
         }
-        let end = (at + 1 + usize::from(len)).min(bytes.len());
-        hasher.write_u8(len);
-        for byte in &bytes[at + 1..end] {
-            hasher.write_u8(byte.to_ascii_lowercase());
-        }
-        at = end;
+        // A last mix, so suffixes that share a tail still spread over the map's buckets.
+        hashes[i] = (at, hash ^ (hash >> 29));
     }
-    hasher.finish()
+    hashes
 }
 
 /// Whether the name at `earlier` (possibly ending in pointers) and the uncompressed name at
