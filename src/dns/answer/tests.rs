@@ -640,3 +640,16 @@ fn targets_a_wildcard_covers_get_its_addresses_under_their_own_names() {
         ]
     );
 }
+
+#[test]
+fn a_wildcard_name_below_a_delegation_is_referred_even_for_ds() {
+    let s = snapshot_of(
+        "example.",
+        "$TTL 900\n@ SOA ns0 h 1 2 3 4 5\n@ NS ns0.example.net.\na NS ns.example.net.\n",
+    );
+    for name in ["*.a.example.", "x.a.example."] {
+        let r = ask(&s, name, RecordType::DS);
+        assert!(!r.authoritative, "{name}");
+        assert_eq!(section(&r.authority), ["a.example. 900 NS ns.example.net."]);
+    }
+}
