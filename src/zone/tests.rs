@@ -109,14 +109,39 @@ fn error_inside_parentheses_names_the_entry_start() {
 }
 
 #[test]
-fn out_of_zone_name_names_its_line() {
-    let err = parse(
-        &format!("{GOOD}www.other.test. IN A 192.0.2.9\n"),
+fn records_outside_the_zone_are_left_out_and_the_rest_loads() {
+    let zone = parse(
+        &format!("{GOOD}www.other.test. IN A 192.0.2.9\nafter IN A 192.0.2.10\n"),
         &origin(),
     )
-    .expect_err("must fail");
-    assert_eq!(err.line, Some(8), "{err}");
-    assert!(err.message.contains("outside the zone"), "{err}");
+    .expect("loads, as in Knot and BIND");
+    assert!(
+        zone.nodes
+            .keys()
+            .all(|name| name.to_string().ends_with("svc.example.test."))
+    );
+    assert!(zone.exists(&LowerName::new(
+        &Name::from_ascii("after.svc.example.test.").expect("name")
+    )));
+}
+
+#[test]
+fn the_same_soa_twice_is_one_and_another_soa_is_an_error() {
+    let soa = "@ IN SOA ns1 hostmaster 1 7200 900 1209600 60\n";
+    let text = format!("$TTL 300\n{soa}@ IN NS ns1\nns1 IN A 192.0.2.1\n{soa}");
+    parse(&text, &origin()).expect("a repeated SOA, as a transfer dump ends, loads");
+    let other = format!("{text}@ IN SOA ns1 hostmaster 2 7200 900 1209600 60\n");
+    let err = parse(&other, &origin()).expect_err("two SOAs");
+    assert_eq!(err.line, Some(6), "{err}");
+}
+
+#[test]
+fn a_txt_string_longer_than_255_octets_is_split_as_knot_splits_it() {
+    let long = "x".repeat(300);
+    let zone = parse(&format!("{GOOD}t IN TXT \"{long}\" \"end\"\n"), &origin()).expect("loads");
+    let wire = wire_of(&zone, "t.svc.example.test.", RecordType::TXT);
+    assert_eq!((wire[0], wire[256], wire[302]), (255, 45, 3));
+    assert_eq!(wire.len(), 1 + 255 + 1 + 45 + 1 + 3);
 }
 
 fn fails_to_parse(text: &[u8]) -> bool {

@@ -225,7 +225,7 @@ pub(super) fn rdata_wire(
                             return Err(missing(field));
                         }
                         for token in rest {
-                            push_text(&mut out, token)?;
+                            push_texts(&mut out, token)?;
                         }
                     }
                     Field::Base64 => {
@@ -378,6 +378,22 @@ pub(super) fn push_text(out: &mut Vec<u8>, token: &Token<'_>) -> Result<(), Stri
         .map_err(|_| format!("a string of {} octets; at most 255 fit", bytes.len()))?;
     out.push(length);
     out.extend(bytes);
+    Ok(())
+}
+
+/// A string of a list of strings (TXT, SPF, …): one longer than 255 octets is written as as
+/// many strings of up to 255 as it needs, as Knot and PowerDNS do (a DKIM key written in one
+/// piece means the key, and TXT's strings are read joined).
+pub(super) fn push_texts(out: &mut Vec<u8>, token: &Token<'_>) -> Result<(), String> {
+    let bytes =
+        unescape(token.text).ok_or_else(|| format!("bad escape in {}", show(token.text)))?;
+    if bytes.is_empty() {
+        out.push(0);
+    }
+    for piece in bytes.chunks(255) {
+        out.push(piece.len() as u8);
+        out.extend_from_slice(piece);
+    }
     Ok(())
 }
 

@@ -46,6 +46,7 @@ pub const DEFAULT_TTL: u32 = 3600;
 /// includes.
 pub fn read(text: &[u8], origin: &Name, path: &Path) -> Result<Parsed, LoadError> {
     let mut reader = Reader {
+        zone: LowerName::new(origin),
         records: Parsed::new(),
         budget: MAX_ZONE_BYTES.saturating_sub(text.len() as u64),
         ttl: TtlState::default(),
@@ -58,6 +59,8 @@ pub fn read(text: &[u8], origin: &Name, path: &Path) -> Result<Parsed, LoadError
 
 /// What carries over from one entry to the next across files.
 struct Reader {
+    /// The zone being read: records outside it are left out.
+    zone: LowerName,
     records: Parsed,
     /// Bytes the files still to be included may hold (`MAX_ZONE_BYTES` for all of them).
     budget: u64,
@@ -167,7 +170,8 @@ impl Reader {
                 }
                 continue;
             }
-            self.record(&entry, &origin, &mut owner).map_err(located)?;
+            self.record(&entry, &origin, &mut owner, path)
+                .map_err(located)?;
         }
         Ok(())
     }
@@ -178,6 +182,7 @@ impl Reader {
         entry: &LexedEntry<'_>,
         origin: &[u8],
         owner: &mut Option<Vec<u8>>,
+        path: &Path,
     ) -> Result<(), Problem> {
         let line = entry.line;
         let mut tokens = entry.tokens.iter();
@@ -243,10 +248,32 @@ impl Reader {
         };
         let record =
             build_record(&owner, rtype, self.class, ttl, rdata).map_err(|m| problem(line, m))?;
-        let key = RrKey::new(LowerName::new(&record.name), record.record_type());
+        let name = LowerName::new(&record.name);
+        if !self.zone.zone_of(&name) {
+            // Knot and BIND leave such records out with a warning (NSD refuses the file): a
+            // zone file written for another server may hold a stray record; it is never ours
+            // to serve.
+            tracing::warn!(
+                file = %path.display(),
+                line,
+                "{}:{line}: {name} is outside the zone {}; the record is left out, as Knot and BIND leave it out",
+                path.display(),
+                self.zone
+            );
+            return Ok(());
+        }
+        let key = RrKey::new(name, record.record_type());
         match (rtype, self.records.entry(key)) {
-            (RecordType::SOA, MapEntry::Occupied(_)) => {
-                return Err(problem(line, "a second SOA record; a zone has one"));
+            // The same SOA again (a zone dumped from a transfer ends with it) is a duplicate,
+            // dropped as every duplicate is (RFC 2181 §5); another SOA is an error.
+            (RecordType::SOA, MapEntry::Occupied(occupied)) => {
+                let same = occupied
+                    .get()
+                    .records_without_rrsigs()
+                    .all(|soa| soa.data == record.data);
+                if !same {
+                    return Err(problem(line, "a second SOA record; a zone has one"));
+                }
             }
             (_, MapEntry::Vacant(vacant)) => {
                 vacant.insert(RecordSet::from(record));
