@@ -13,6 +13,8 @@ use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{LowerName, Name, RData, Record};
 
 use crate::dns::fast::index::Prerendered;
+use crate::dns::transfer::TransferPolicy;
+use crate::dns::tsig::Keys;
 use crate::zone::StaticZone;
 
 /// Everything the query path needs to answer, at one instant.
@@ -22,6 +24,8 @@ pub struct Snapshot {
     pub zones: Vec<ZoneSnapshot>,
     /// The CHAOS-class identity and version strings (empty: refused).
     pub server: Arc<ServerStrings>,
+    /// The TSIG keys signed requests are checked with.
+    pub keys: Arc<Keys>,
 }
 
 /// What the server says about itself in the CHAOS class, as Knot, NSD and BIND do.
@@ -48,6 +52,8 @@ pub struct ZoneSnapshot {
     /// The current answers of each service name in this zone, shared with the snapshots
     /// before and after as long as they do not change: a failover re-renders one service.
     pub services: HashMap<LowerName, Arc<ServiceRecords>>,
+    /// Who may transfer the zone.
+    pub transfer: Arc<TransferPolicy>,
 }
 
 /// The records a service name answers now.
@@ -109,7 +115,13 @@ impl ZoneSnapshot {
             soa,
             negative_soa,
             services,
+            transfer: Arc::default(),
         }
+    }
+
+    /// The same, transferable as `transfer` says.
+    pub fn with_transfer(self, transfer: Arc<TransferPolicy>) -> Self {
+        Self { transfer, ..self }
     }
 }
 

@@ -19,6 +19,8 @@ use hickory_proto::rr::{LowerName, Name};
 use serde::Deserialize;
 
 use crate::dns::fast::index::Prerendered;
+use crate::dns::transfer::TransferPolicy;
+use crate::dns::tsig::Keys;
 use crate::error::{LoadError, line_of};
 use crate::zone::StaticZone;
 use schema::RawConfig;
@@ -36,6 +38,10 @@ pub struct Plan {
     /// Each zone's static answers in wire form (`indexes[z]` for `zones[z]`), built once its
     /// service names are known.
     pub indexes: Vec<Arc<Prerendered>>,
+    /// Who may transfer each zone (`transfers[z]` for `zones[z]`).
+    pub transfers: Vec<Arc<TransferPolicy>>,
+    /// The TSIG keys.
+    pub keys: Arc<Keys>,
     /// Failover services, in config order.
     pub services: Vec<ServicePlan>,
     /// Where answer changes are POSTed.
@@ -197,6 +203,8 @@ pub fn load(path: &Path) -> Result<Plan, LoadError> {
         server: valid.server,
         zones: zones.into_iter().map(Arc::new).collect(),
         indexes,
+        transfers: valid.transfers.into_iter().map(Arc::new).collect(),
+        keys: Arc::new(valid.keys),
         services: valid.services,
         webhooks: valid.webhooks,
     })

@@ -20,6 +20,24 @@ pub(super) struct RawConfig {
     pub(super) service: Vec<RawService>,
     #[serde(default)]
     pub(super) notify: RawNotify,
+    #[serde(default)]
+    pub(super) key: Vec<RawKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKey {
+    pub(super) name: Spanned<String>,
+    #[serde(default = "default_key_algorithm")]
+    pub(super) algorithm: Spanned<String>,
+    #[serde(default)]
+    pub(super) secret: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) secret_file: Option<Spanned<String>>,
+}
+
+pub(super) fn default_key_algorithm() -> Spanned<String> {
+    Spanned::new(0..0, "hmac-sha256".to_string())
 }
 
 #[derive(Deserialize, Default)]
@@ -113,6 +131,12 @@ pub(super) fn default_rate_limit_slip() -> Spanned<u32> {
 pub(super) struct RawZone {
     pub(super) origin: Spanned<String>,
     pub(super) file: Spanned<String>,
+    #[serde(default)]
+    pub(super) allow_transfer: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(super) transfer_key: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) notify: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

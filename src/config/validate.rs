@@ -13,15 +13,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hickory_proto::rr::{LowerName, Name, RecordType};
+use ipnet::IpNet;
 use toml::Spanned;
 
 use super::schema::{
-    RawCheck, RawConfig, RawKind, RawServer, RawService, RawStatus, RawWebhook, RawZone, is_default,
+    RawCheck, RawConfig, RawKey, RawKind, RawServer, RawService, RawStatus, RawWebhook, RawZone,
+    is_default,
 };
 use super::{
     CheckKind, CheckPlan, HttpCheck, MAX_DURATION, MIN_INTERVAL, MIN_TIMEOUT, ServerPlan,
     ServicePlan, WebhookPlan,
 };
+use crate::dns::transfer::TransferPolicy;
+use crate::dns::tsig::{self, Keys, TsigKey};
 use crate::error::{LoadError, line_of};
 use crate::zone::{self, StaticZone};
 
@@ -29,6 +33,9 @@ use crate::zone::{self, StaticZone};
 pub(super) struct Validated {
     pub(super) server: ServerPlan,
     pub(super) zones: Vec<StaticZone>,
+    /// Who may transfer each zone (`transfers[z]` for `zones[z]`).
+    pub(super) transfers: Vec<TransferPolicy>,
+    pub(super) keys: Keys,
     pub(super) services: Vec<ServicePlan>,
     pub(super) webhooks: Vec<WebhookPlan>,
 }
@@ -47,8 +54,15 @@ impl Validator<'_> {
     /// Every part of the config, validated.
     pub(super) fn validate(&self, raw: RawConfig) -> Result<Validated, LoadError> {
         let server = self.server(raw.server)?;
+        let mut keys = Vec::new();
+        for raw_key in raw.key {
+            let key = self.key(raw_key, &keys)?;
+            keys.push(key);
+        }
         let mut zones = Vec::new();
+        let mut transfers = Vec::new();
         for raw_zone in raw.zone {
+            transfers.push(self.transfer(&raw_zone, &keys)?);
             zones.push(self.zone(raw_zone, &zones)?);
         }
         let mut services: Vec<ServicePlan> = Vec::with_capacity(raw.service.len());
@@ -67,6 +81,8 @@ impl Validator<'_> {
         Ok(Validated {
             server,
             zones,
+            transfers,
+            keys: Keys::new(keys),
             services,
             webhooks,
         })
@@ -244,6 +260,111 @@ impl Validator<'_> {
             http_token: http_token.map(Spanned::into_inner),
             state_file,
         })
+    }
+
+    /// A `[[key]]`: a name, an HMAC-SHA2 algorithm, and a base64 secret given inline or in a
+    /// file (relative to the config), not both.
+    fn key(&self, raw: RawKey, earlier: &[TsigKey]) -> Result<TsigKey, LoadError> {
+        let name = self.fqdn(&raw.name, "key name")?;
+        if earlier
+            .iter()
+            .any(|k| LowerName::new(&k.name) == LowerName::new(&name))
+        {
+            return Err(self.error(raw.name.span(), format!("key {name} is defined twice")));
+        }
+        let algorithm = tsig::algorithm_named(raw.algorithm.get_ref()).ok_or_else(|| {
+            self.error(
+                raw.algorithm.span(),
+                format!(
+                    "unknown TSIG algorithm {:?}; use hmac-sha256 (the default), hmac-sha384 or hmac-sha512",
+                    raw.algorithm.get_ref()
+                ),
+            )
+        })?;
+        let (text, span) = match (&raw.secret, &raw.secret_file) {
+            (Some(secret), None) => (secret.get_ref().clone(), secret.span()),
+            (None, Some(file)) => {
+                let path = self.relative_path(file.get_ref());
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    self.error(
+                        file.span(),
+                        format!("cannot read secret_file {}: {e}", path.display()),
+                    )
+                })?;
+                (text, file.span())
+            }
+            (Some(secret), Some(_)) => {
+                return Err(self.error(secret.span(), "give `secret` or `secret_file`, not both"));
+            }
+            (None, None) => {
+                return Err(self.error(
+                    raw.name.span(),
+                    format!("key {name} has no secret; give `secret` (base64) or `secret_file`"),
+                ));
+            }
+        };
+        // As BIND and Knot write it: base64, whitespace allowed (a key file's line break).
+        let compact: String = text.split_whitespace().collect();
+        let secret = data_encoding::BASE64
+            .decode(compact.as_bytes())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                self.error(
+                    span,
+                    format!("the secret of key {name} is not base64 (generate one with `tsig-keygen` or `keymgr -t`)"),
+                )
+            })?;
+        Ok(TsigKey::new(name, algorithm, secret))
+    }
+
+    /// A zone's `allow_transfer`, `transfer_key` and `notify`.
+    fn transfer(&self, raw: &RawZone, keys: &[TsigKey]) -> Result<TransferPolicy, LoadError> {
+        let mut allow = Vec::new();
+        for entry in &raw.allow_transfer {
+            let text = entry.get_ref();
+            let net = text
+                .parse::<IpNet>()
+                .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    self.error(
+                        entry.span(),
+                        format!("allow_transfer entry {text:?} is not an address or prefix; write e.g. \"192.0.2.53\" or \"2001:db8::/64\""),
+                    )
+                })?;
+            allow.push(net);
+        }
+        let key = match &raw.transfer_key {
+            None => None,
+            Some(name) => {
+                let wanted = LowerName::new(&self.fqdn(name, "transfer_key")?);
+                if !keys.iter().any(|k| LowerName::new(&k.name) == wanted) {
+                    return Err(self.error(
+                        name.span(),
+                        format!(
+                            "transfer_key {:?} is not defined; add a [[key]] with that name",
+                            name.get_ref()
+                        ),
+                    ));
+                }
+                Some(wanted)
+            }
+        };
+        let mut notify = Vec::new();
+        for target in &raw.notify {
+            let text = target.get_ref();
+            let addr = text
+                .parse::<SocketAddr>()
+                .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .map_err(|_| {
+                    self.error(
+                        target.span(),
+                        format!("notify target {text:?} is not an address; write IP or IP:PORT, e.g. \"192.0.2.53\" or \"[2001:db8::53]:5353\""),
+                    )
+                })?;
+            notify.push(addr);
+        }
+        Ok(TransferPolicy { allow, key, notify })
     }
 
     fn zone(&self, raw: RawZone, earlier: &[StaticZone]) -> Result<StaticZone, LoadError> {

@@ -19,6 +19,8 @@ pub mod responder;
 pub mod rrl;
 pub mod socket;
 pub mod tcp;
+pub mod transfer;
+pub mod tsig;
 pub mod udp;
 pub mod wire;
 

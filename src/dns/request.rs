@@ -17,6 +17,8 @@ use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use super::answer::{Query, Question, Response, answer};
 use super::compose::{Composer, Full, HEADER};
+use super::transfer::{self, TSIG_ROOM};
+use super::tsig::{self, Checked, Signer};
 use super::wire::{
     AA, ADDITIONAL, ANSWER, AUTHORITY, Answered, CD, MAX_UDP_PAYLOAD, OPT_LEN, Protocol, QR, RD, TC,
 };
@@ -83,8 +85,14 @@ impl<'s> Reply<'s> {
     /// fit, the header and question with TC set, as Knot and NSD send (RFC 2181 §9); from the
     /// first additional target whose addresses do not fit, the rest are left out without TC,
     /// as Knot does, apart from a referral's glue, which the referral needs (RFC 9471 §3).
-    fn into_wire(mut self, request: &Request, question: Option<&[u8]>) -> Option<Vec<u8>> {
-        let limit = usize::from(Self::limit(request));
+    fn into_wire(
+        mut self,
+        request: &Request,
+        question: Option<&[u8]>,
+        room: usize,
+    ) -> Option<Vec<u8>> {
+        // `room`: kept free for a TSIG record to be appended.
+        let limit = usize::from(Self::limit(request)).saturating_sub(room);
         match self.compose(question, limit, true) {
             Ok(bytes) => Some(bytes),
             Err(Full) => {
@@ -192,6 +200,11 @@ pub fn respond(
     source: SocketAddr,
 ) -> Option<Answered> {
     let header = Header::read(&mut BinDecoder::new(bytes)).ok()?;
+    if protocol == Protocol::Udp
+        && let Some(asked) = transfer::asked(bytes)
+    {
+        return udp_transfer(snapshot, bytes, &asked, source);
+    }
     let Ok(request) = Request::from_bytes(bytes.to_vec(), source, protocol) else {
         return format_error(&header, protocol);
     };
@@ -204,11 +217,68 @@ pub fn respond(
     // A request without exactly one question only ever gets an error, and echoing dozens of
     // questions may not fit any response: it gets none echoed.
     let question = question_bytes(bytes, &request);
-    let reply = Reply::new(snapshot, &request);
-    let rcode = reply.metadata.response_code;
     let qtype = request.queries.queries().first().map(|q| q.query_type());
+    // A signed query (a secondary's SOA check, say) gets a signed answer (RFC 8945 §5.3), or
+    // NOTAUTH with the TSIG error that says why not (§5.2).
+    let checked = if snapshot.keys.is_empty() && !tsig::ends_in_tsig(bytes) {
+        None
+    } else {
+        tsig::check(bytes, &snapshot.keys, tsig::now())
+    };
+    let mut reply = Reply::new(snapshot, &request);
+    if let Some(Checked::Failed(failure)) = &checked {
+        reply.metadata.response_code = failure.rcode();
+        reply.metadata.authoritative = false;
+        reply.response = Response::default();
+    }
+    let rcode = reply.metadata.response_code;
+    let room = if checked.is_some() { TSIG_ROOM } else { 0 };
+    let mut bytes = reply.into_wire(&request, question.as_deref(), room)?;
+    match checked {
+        Some(Checked::Valid { key, mac }) => {
+            Signer::new(key, mac, tsig::now()).sign(&mut bytes, header.metadata.id)
+        }
+        Some(Checked::Failed(failure)) => {
+            failure.append(&mut bytes, header.metadata.id, tsig::now())
+        }
+        None => {}
+    }
     Some(Answered {
-        bytes: reply.into_wire(&request, question.as_deref())?,
+        bytes,
+        rcode,
+        qtype,
+    })
+}
+
+/// A zone transfer asked over UDP: an AXFR is FORMERR (it has no UDP form), an IXFR gets the
+/// current SOA (RFC 1995 §2) if it may transfer at all.
+fn udp_transfer(
+    snapshot: &Snapshot,
+    bytes: &[u8],
+    asked: &transfer::Asked<'_>,
+    source: SocketAddr,
+) -> Option<Answered> {
+    let qtype = Some(hickory_proto::rr::RecordType::from(asked.qtype()));
+    if transfer::axfr_over_udp(asked) {
+        return Some(Answered {
+            bytes: transfer::format_error(asked),
+            rcode: ResponseCode::FormErr,
+            qtype,
+        });
+    }
+    let (bytes, rcode) =
+        match transfer::respond(snapshot, &snapshot.keys, bytes, asked, source.ip(), true) {
+            transfer::Outcome::Messages(mut messages) => {
+                (messages.swap_remove(0), ResponseCode::NoError)
+            }
+            transfer::Outcome::Refused(message, why) => {
+                tracing::info!(%source, why, "refused a zone transfer over UDP");
+                let rcode = ResponseCode::from_low(message.get(3).map_or(0, |b| b & 0x0F));
+                (message, rcode)
+            }
+        };
+    Some(Answered {
+        bytes,
         rcode,
         qtype,
     })
@@ -301,6 +371,7 @@ mod tests {
                 std::collections::HashMap::new(),
             )],
             server: std::sync::Arc::default(),
+            keys: std::sync::Arc::default(),
         }
     }
 

@@ -12,6 +12,7 @@ use super::cache::ResponseCache;
 use super::fast::FastPath;
 use super::request::respond;
 use super::wire::{Answered, Protocol};
+use super::{transfer, tsig};
 use crate::snapshot::Snapshot;
 
 /// Answers requests over one transport.
@@ -51,17 +52,20 @@ impl Responder {
         if let Some(answered) = self.fast.respond(snapshot, request, self.protocol) {
             return Some(answered);
         }
-        if let Some(hit) = self
+        // Not memoized: a signed request (its response is signed afresh) and a zone transfer
+        // (who asks decides the answer).
+        let memo = self
             .memo
             .as_mut()
-            .and_then(|memo| memo.get(snapshot, request))
-        {
+            .filter(|_| !tsig::ends_in_tsig(request) && transfer::asked(request).is_none());
+        let Some(memo) = memo else {
+            return respond(snapshot, request, self.protocol, source);
+        };
+        if let Some(hit) = memo.get(snapshot, request) {
             return Some(hit);
         }
         let answered = respond(snapshot, request, self.protocol, source)?;
-        if let Some(memo) = &mut self.memo {
-            memo.offer(request, &answered);
-        }
+        memo.offer(request, &answered);
         Some(answered)
     }
 

@@ -26,10 +26,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
-use tracing::debug;
+use tracing::{debug, info, warn};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 
 use super::responder::Responder;
 use super::socket::socket_for;
+use super::transfer::{self, Outcome};
 use crate::connections::{Admitted, Connections, Entry, after_failed_accept};
 use crate::metrics::count_query;
 use crate::metrics::{Metrics, ReasonLabels};
@@ -206,6 +210,20 @@ async fn serve(
         while let Some(message) = whole_message(&received[consumed..]) {
             consumed += 2 + message.len();
             let started = Instant::now();
+            if let Some(qtype) = transfer::asked(message).map(|asked| asked.qtype()) {
+                let sent = send_transfer(&mut stream, message.to_vec(), peer, &shared).await;
+                let Some(rcode) = sent else {
+                    return;
+                };
+                count_query(
+                    &shared.metrics,
+                    rcode,
+                    Some(RecordType::from(qtype)),
+                    "tcp",
+                    started,
+                );
+                continue;
+            }
             let snapshot = shared.cell.load();
             let Some(answered) = responder.respond(&snapshot, message, peer) else {
                 continue;
@@ -278,6 +296,61 @@ async fn serve(
             Err(error) => return debug!(%peer, %error, "TCP read failed"),
         }
     }
+}
+
+/// Answers the zone transfer request `request` on `stream`: builds its messages from the
+/// current snapshot off the async threads (a large zone takes a while), then writes them, each
+/// within the I/O timeout. The response code sent, or None when the connection must close.
+async fn send_transfer(
+    stream: &mut TcpStream,
+    request: Vec<u8>,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Option<ResponseCode> {
+    let snapshot = shared.cell.load_full();
+    let built = tokio::task::spawn_blocking(move || {
+        let asked = transfer::asked(&request)?;
+        let outcome = transfer::respond(
+            &snapshot,
+            &snapshot.keys,
+            &request,
+            &asked,
+            peer.ip(),
+            false,
+        );
+        Some((outcome, asked.zone().to_string()))
+    })
+    .await
+    .ok()??;
+    let (messages, rcode) = match built {
+        (Outcome::Messages(messages), zone) => {
+            info!(%peer, zone, messages = messages.len(), "zone transfer to {peer} of {zone}: {} messages", messages.len());
+            (messages, ResponseCode::NoError)
+        }
+        (Outcome::Refused(message, why), zone) => {
+            warn!(%peer, zone, why, "refused a zone transfer of {zone} to {peer}: {why}");
+            let rcode = ResponseCode::from_low(message.get(3).map_or(0, |b| b & 0x0F));
+            (vec![message], rcode)
+        }
+    };
+    for message in messages {
+        let length = u16::try_from(message.len()).ok()?;
+        let mut framed = Vec::with_capacity(2 + message.len());
+        framed.extend_from_slice(&length.to_be_bytes());
+        framed.extend_from_slice(&message);
+        match timeout(shared.limits.io_timeout, stream.write_all(&framed)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                debug!(%peer, %error, "cannot send a zone transfer message");
+                return None;
+            }
+            Err(_) => {
+                debug!(%peer, "TCP client does not read the zone transfer");
+                return None;
+            }
+        }
+    }
+    Some(rcode)
 }
 
 /// Resolves once the stop is sent (or `Tcp` is gone).

@@ -148,13 +148,16 @@ impl Monitor {
             .zip(services)
             .zip(&self.plan.indexes)
             .zip(&self.serials)
-            .map(|(((zone, services), index), serial)| {
+            .zip(&self.plan.transfers)
+            .map(|((((zone, services), index), serial), transfer)| {
                 ZoneSnapshot::new(Arc::clone(zone), Arc::clone(index), *serial, services)
+                    .with_transfer(Arc::clone(transfer))
             })
             .collect();
         Snapshot {
             zones,
             server: Arc::clone(&self.server_strings),
+            keys: Arc::clone(&self.plan.keys),
         }
     }
 

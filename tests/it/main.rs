@@ -12,3 +12,4 @@ mod failover;
 mod hardening;
 mod knot;
 mod request_path;
+mod transfer;

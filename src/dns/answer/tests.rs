@@ -35,6 +35,7 @@ pub(crate) fn snapshot() -> Snapshot {
             identity: "node-a".into(),
             version: String::new(),
         }),
+        keys: Arc::default(),
     }
 }
 
@@ -529,6 +530,7 @@ fn names_below_a_dname_are_redirected_with_a_synthesised_cname() {
             HashMap::new(),
         )],
         server: Arc::default(),
+        keys: std::sync::Arc::default(),
     };
     // Inside the zone: DNAME, the CNAME it implies (with the DNAME's TTL), and the target.
     let r = ask(&s, "HOST.old.svc.example.test.", RecordType::A);
@@ -586,6 +588,7 @@ fn snapshot_of(origin: &str, text: &str) -> Snapshot {
             HashMap::new(),
         )],
         server: Arc::default(),
+        keys: std::sync::Arc::default(),
     }
 }
 

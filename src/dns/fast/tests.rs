@@ -113,6 +113,7 @@ fn snapshots() -> Vec<(Arc<Snapshot>, Vec<String>)> {
             let snapshot = Snapshot {
                 zones,
                 server: Arc::clone(&server),
+                keys: std::sync::Arc::default(),
             };
             (Arc::new(snapshot), names)
         })
@@ -467,6 +468,7 @@ fn negative_answers_carry_the_current_snapshots_serial() {
             zone.services.clone(),
         )],
         server: Arc::clone(&old.server),
+        keys: std::sync::Arc::default(),
     });
     let mut worker = FastPath::default();
     let request = request(5, [1, 0], "nx.example.test.", 1, None);

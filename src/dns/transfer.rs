@@ -1,0 +1,304 @@
+//! Zone transfers out, for secondaries: who may transfer a zone (its `allow_transfer`
+//! addresses and, when set, its `transfer_key`), and the answer to an AXFR (RFC 5936) — the
+//! whole zone as one snapshot holds it, each service name with its current addresses, split
+//! into as many messages as it needs, SOA first and last.
+//!
+//! An IXFR (RFC 1995) is answered with the whole zone in the same form, which §4 allows when no
+//! increments are kept; over UDP, with the current SOA alone, so the client comes back over TCP.
+//! This module decides and writes; the TCP loop sends, and [`super::tsig`] signs.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{LowerName, Record, RecordType};
+use ipnet::IpNet;
+
+use super::compose::{Composer, HEADER};
+use super::tsig::{self, Checked, Keys, Signer};
+use super::wire::{AA, ANSWER, QR};
+use crate::snapshot::{Snapshot, ZoneSnapshot};
+
+/// Most bytes of one transfer message. Compression pointers reach 16 KiB, so larger messages
+/// would only grow; a record too big for it goes alone in a message of up to 64 KiB.
+const MESSAGE_LIMIT: usize = 16 * 1024;
+/// Room kept in each message for its TSIG record (the longest key name, SHA-512's MAC).
+pub const TSIG_ROOM: usize = 255 + 10 + 14 + 16 + 64 + 6;
+/// AXFR's and IXFR's type codes.
+const AXFR: u16 = 252;
+const IXFR: u16 = 251;
+
+/// Who may transfer one zone.
+#[derive(Debug, Default, Clone)]
+pub struct TransferPolicy {
+    /// Addresses and prefixes transfers may come from; empty: nobody.
+    pub allow: Vec<IpNet>,
+    /// The key every transfer request must be signed with, if any.
+    pub key: Option<LowerName>,
+    /// Where NOTIFY is sent on every new serial.
+    pub notify: Vec<SocketAddr>,
+}
+
+impl TransferPolicy {
+    fn allows(&self, source: IpAddr) -> bool {
+        let source = match source {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(source, IpAddr::V4),
+            v4 => v4,
+        };
+        self.allow.iter().any(|net| net.contains(&source))
+    }
+}
+
+/// A transfer request, as the TCP loop or the UDP path sees it: its ID, flags, question and
+/// type.
+pub struct Asked<'r> {
+    id: u16,
+    /// The third header octet of the request (opcode and RD are echoed).
+    flags: u8,
+    question: &'r [u8],
+    zone_name: LowerName,
+    qtype: u16,
+}
+
+/// The request if it is a transfer (one question of type AXFR or IXFR, opcode QUERY).
+pub fn asked(request: &[u8]) -> Option<Asked<'_>> {
+    let header = request.get(..HEADER)?;
+    if header[2] & 0xF8 != 0 || header[4..6] != [0, 1] {
+        return None;
+    }
+    let mut at = HEADER;
+    loop {
+        let len = usize::from(*request.get(at)?);
+        if len > 63 {
+            return None;
+        }
+        at += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    let question = request.get(HEADER..at + 4)?;
+    let qtype = u16::from_be_bytes([request[at], request[at + 1]]);
+    if qtype != AXFR && qtype != IXFR {
+        return None;
+    }
+    let name =
+        hickory_proto::rr::Name::from_labels(labels(&question[..question.len() - 4])).ok()?;
+    Some(Asked {
+        id: u16::from_be_bytes([header[0], header[1]]),
+        flags: header[2],
+        question,
+        zone_name: LowerName::new(&name),
+        qtype,
+    })
+}
+
+/// The labels of the uncompressed wire-form name `wire`.
+fn labels(wire: &[u8]) -> Vec<&[u8]> {
+    let mut labels = Vec::new();
+    let mut at = 0;
+    while let Some(&len) = wire.get(at) {
+        if len == 0 {
+            break;
+        }
+        let end = (at + 1 + usize::from(len)).min(wire.len());
+        labels.push(&wire[at + 1..end]);
+        at = end;
+    }
+    labels
+}
+
+impl Asked<'_> {
+    /// The type asked for: AXFR or IXFR.
+    pub fn qtype(&self) -> u16 {
+        self.qtype
+    }
+
+    /// The zone asked for.
+    pub fn zone(&self) -> &LowerName {
+        &self.zone_name
+    }
+}
+
+/// What a transfer request gets.
+pub enum Outcome {
+    /// The messages of the transfer, in order.
+    Messages(Vec<Vec<u8>>),
+    /// One response: a refusal or an error.
+    Refused(Vec<u8>, &'static str),
+}
+
+/// The response to the transfer request `asked` (whose bytes are `request`) from `source`,
+/// from `snapshot`; `udp` when it came over UDP.
+pub fn respond(
+    snapshot: &Snapshot,
+    keys: &Keys,
+    request: &[u8],
+    asked: &Asked<'_>,
+    source: IpAddr,
+    udp: bool,
+) -> Outcome {
+    let now = tsig::now();
+    let checked = tsig::check(request, keys, now);
+    let refuse = |rcode: ResponseCode, why: &'static str, checked: &Option<Checked>| {
+        let mut message = one_message(asked, rcode, &[]);
+        match checked {
+            Some(Checked::Valid { key, mac }) => {
+                Signer::new(Arc::clone(key), mac.clone(), now).sign(&mut message, asked.id)
+            }
+            Some(Checked::Failed(failure)) => failure.append(&mut message, asked.id, now),
+            None => {}
+        }
+        Outcome::Refused(message, why)
+    };
+    if let Some(Checked::Failed(failure)) = &checked {
+        let why = match failure.error {
+            hickory_proto::rr::rdata::tsig::TsigError::BadKey => "an unknown TSIG key",
+            hickory_proto::rr::rdata::tsig::TsigError::BadTime => "a TSIG time out of range",
+            _ => "a bad TSIG signature",
+        };
+        return refuse(failure.rcode(), why, &checked);
+    }
+    let Some(zone) = snapshot
+        .zones
+        .iter()
+        .find(|zone| zone.data.origin_key == asked.zone_name)
+    else {
+        return refuse(ResponseCode::NotAuth, "not a zone of ours", &checked);
+    };
+    let policy = &zone.transfer;
+    if !policy.allows(source) {
+        return refuse(ResponseCode::Refused, "not in allow_transfer", &checked);
+    }
+    let signed_with = match &checked {
+        Some(Checked::Valid { key, .. }) => Some(LowerName::new(&key.name)),
+        _ => None,
+    };
+    if let Some(required) = &policy.key
+        && signed_with.as_ref() != Some(required)
+    {
+        return refuse(
+            ResponseCode::Refused,
+            "not signed with transfer_key",
+            &checked,
+        );
+    }
+    let mut signer = match checked {
+        Some(Checked::Valid { key, mac }) => Some(Signer::new(key, mac, now)),
+        _ => None,
+    };
+    let mut messages = if udp {
+        // Only an IXFR comes this far over UDP (an AXFR over UDP is FORMERR before).
+        vec![one_message(asked, ResponseCode::NoError, &[&zone.soa])]
+    } else {
+        axfr(zone, asked)
+    };
+    if let Some(signer) = &mut signer {
+        for message in &mut messages {
+            signer.sign(message, asked.id);
+        }
+    }
+    Outcome::Messages(messages)
+}
+
+/// Whether `asked` over UDP is an AXFR, which has no UDP form (RFC 5936 §4.2).
+pub fn axfr_over_udp(asked: &Asked<'_>) -> bool {
+    asked.qtype == AXFR
+}
+
+/// A FORMERR for an AXFR over UDP: RFC 5936 §4.2 defines AXFR over TCP only, as BIND answers.
+pub fn format_error(asked: &Asked<'_>) -> Vec<u8> {
+    one_message(asked, ResponseCode::FormErr, &[])
+}
+
+/// The response header for `asked` with `rcode`: QR, AA on success, opcode and RD echoed.
+fn header(asked: &Asked<'_>, rcode: ResponseCode) -> [u8; 4] {
+    let [id0, id1] = asked.id.to_be_bytes();
+    let aa = if rcode == ResponseCode::NoError {
+        AA
+    } else {
+        0
+    };
+    [id0, id1, QR | aa | (asked.flags & 0x79), rcode.low()]
+}
+
+/// One message answering `asked`: its question, `records`.
+fn one_message(asked: &Asked<'_>, rcode: ResponseCode, records: &[&Record]) -> Vec<u8> {
+    let mut message = Composer::new(header(asked, rcode), usize::from(u16::MAX), TSIG_ROOM);
+    // The question is at most 259 octets and the records one SOA: both fit.
+    let _ = message.question(asked.question);
+    for record in records {
+        let _ = message.record(ANSWER, record);
+    }
+    message.finish()
+}
+
+/// The records of `zone` in transfer order: the SOA (with the current serial), every other
+/// RRset by name in canonical order with each service's current addresses, the SOA again.
+pub fn zone_records(zone: &ZoneSnapshot) -> Vec<&Record> {
+    let mut names: Vec<&LowerName> = zone.data.nodes.keys().collect();
+    for name in zone.services.keys() {
+        if !zone.data.nodes.contains_key(name) {
+            names.push(name);
+        }
+    }
+    names.sort_unstable();
+    let mut records = vec![&zone.soa];
+    for name in names {
+        let service = zone.services.get(name);
+        if let Some(node) = zone.data.nodes.get(name) {
+            for set in &node.rrsets {
+                let rtype = set.record_type();
+                let replaced =
+                    service.is_some() && matches!(rtype, RecordType::A | RecordType::AAAA);
+                let apex_soa = rtype == RecordType::SOA && *name == zone.data.origin_key;
+                if !replaced && !apex_soa {
+                    records.extend(set.records_without_rrsigs());
+                }
+            }
+        }
+        if let Some(service) = service {
+            records.extend(service.a.iter().chain(&service.aaaa));
+        }
+    }
+    records.push(&zone.soa);
+    records
+}
+
+/// The AXFR of `zone`: its records, as many to a message as fit (the question in the first).
+fn axfr(zone: &ZoneSnapshot, asked: &Asked<'_>) -> Vec<Vec<u8>> {
+    let start = |first: bool, limit: usize| {
+        let mut message = Composer::new(header(asked, ResponseCode::NoError), limit, TSIG_ROOM);
+        if first {
+            let _ = message.question(asked.question);
+        }
+        message
+    };
+    let mut messages = Vec::new();
+    let mut current = start(true, MESSAGE_LIMIT);
+    let mut holds_records = false;
+    for record in zone_records(zone) {
+        if current.record(ANSWER, record).is_ok() {
+            holds_records = true;
+            continue;
+        }
+        let first = messages.is_empty();
+        if holds_records {
+            messages.push(std::mem::replace(&mut current, start(false, MESSAGE_LIMIT)).finish());
+            if current.record(ANSWER, record).is_ok() {
+                continue;
+            }
+        }
+        // Too big for a message of MESSAGE_LIMIT: alone in one of up to 64 KiB (loading the
+        // zone made sure every RRset fits one).
+        let mut big = start(first && !holds_records, usize::from(u16::MAX));
+        let _ = big.record(ANSWER, record);
+        messages.push(big.finish());
+        current = start(false, MESSAGE_LIMIT);
+        holds_records = false;
+    }
+    if holds_records {
+        messages.push(current.finish());
+    }
+    messages
+}

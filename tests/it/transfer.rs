@@ -1,0 +1,282 @@
+//! Zone transfers to real clients and secondaries: `dig AXFR` with and without the TSIG key,
+//! from inside and outside `allow_transfer`; and Knot as a TSIG-keyed secondary that loads the
+//! zone by AXFR and follows a failover.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::fs;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hickory_proto::rr::RecordType;
+
+use crate::common::*;
+
+const WWW: &str = "www.svc.example.test.";
+const KEY: &str = "xfr.example.test.";
+/// A fixed test secret (base64 of 32 octets).
+const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=";
+
+/// The zone of the examples, with `extra` static hosts and a short SOA refresh so a secondary
+/// checks often.
+fn zone(extra: usize) -> String {
+    let mut zone = ZONE.replace("7200       ; refresh", "1          ; refresh");
+    for n in 0..extra {
+        let _ = writeln!(zone, "host{n} IN A 10.0.{}.{}", n / 250, n % 250);
+    }
+    zone
+}
+
+/// Our server with the key, transfers allowed from `allow`, and www on two live backends.
+fn primary(
+    allow: &str,
+    extra: usize,
+) -> (Server, HttpBackend, HttpBackend, SocketAddr, SocketAddr) {
+    let (p, s) = (loopback_ip(), loopback_ip());
+    let port = free_port(&[p, s]);
+    let (p, s) = (SocketAddr::new(p, port), SocketAddr::new(s, port));
+    let (primary, standby) = (HttpBackend::start(p), HttpBackend::start(s));
+    let config = format!(
+        "[[key]]\nname = \"{KEY}\"\nsecret = \"{SECRET}\"\n\n\
+         [[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\
+         allow_transfer = [{allow}]\ntransfer_key = \"{KEY}\"\n\n{}",
+        service_toml(WWW, &[p.ip(), s.ip()], "tcp", port, "")
+    );
+    let server =
+        Server::start_with_files(&[("svc.zone", &zone(extra))], &config, "svc.example.test.");
+    server.wait_for_members_up(2);
+    (server, primary, standby, p, s)
+}
+
+/// `dig AXFR` of the zone from `source`, with `key` (name:secret) if given: the records it
+/// printed (TSIG records left out) and how many messages it says there were.
+fn dig_axfr(server: SocketAddr, source: IpAddr, key: Option<&str>) -> (Vec<String>, usize) {
+    let mut command = Command::new("dig");
+    command.args([
+        "+nocmd",
+        "+nocomments",
+        "+noquestion",
+        "+time=2",
+        "+tries=1",
+        "-b",
+        &source.to_string(),
+        "-p",
+        &server.port().to_string(),
+        &format!("@{}", server.ip()),
+        "svc.example.test.",
+        "AXFR",
+    ]);
+    if let Some(key) = key {
+        command.args(["-y", &format!("hmac-sha256:{key}")]);
+    }
+    let output = command.output().unwrap_or_else(|e| {
+        panic!("dig: {e}; the transfer tests need it (apt-get install -y bind9-dnsutils)")
+    });
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let messages = text
+        .lines()
+        .find_map(|l| l.split("(messages ").nth(1))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    let records = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with(';') && !l.contains("\tTSIG\t"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    (records, messages)
+}
+
+#[test]
+fn axfr_needs_the_key_and_an_allowed_address_and_carries_what_queries_answer() {
+    let (server, _primary, _standby, p, _) = primary("\"127.0.0.1\"", 3000);
+    let inside: IpAddr = "127.0.0.1".parse().expect("ip");
+    let key = format!("{KEY}:{SECRET}");
+
+    let (records, messages) = dig_axfr(server.dns, inside, Some(&key));
+    assert!(
+        messages > 1,
+        "3,000 hosts need several messages, got {messages}"
+    );
+    assert!(records[0].contains(" SOA "), "SOA first: {}", records[0]);
+    assert_eq!(records.first(), records.last(), "SOA first and last");
+    let serial = query(
+        server.dns,
+        "svc.example.test.",
+        RecordType::SOA,
+        Transport::Udp,
+    );
+    let soa = serial.answers[0].data.to_string();
+    assert!(records[0].ends_with(&soa), "{} / {soa}", records[0]);
+    // The service name with its current address and TTL, as a query answers it.
+    assert!(
+        records.contains(&format!("{WWW} 5 IN A {}", p.ip())),
+        "no www A {} in the transfer",
+        p.ip()
+    );
+    // Every record of the transfer is what a query for its name and type returns.
+    let mut asked = BTreeSet::new();
+    for record in &records[1..records.len() - 1] {
+        let fields: Vec<&str> = record.split(' ').collect();
+        let (name, rtype) = (fields[0], fields[3]);
+        if !asked.insert((name.to_string(), rtype.to_string())) {
+            continue;
+        }
+        let rtype: RecordType = rtype.parse().expect("type");
+        let answer = query(server.dns, name, rtype, Transport::Tcp);
+        let answered: Vec<String> = answer
+            .answers
+            .iter()
+            .filter(|r| r.record_type() == rtype)
+            .map(|r| format!("{} {} IN {} {}", r.name, r.ttl, r.record_type(), r.data))
+            .collect();
+        // Compared without TXT's quotes, which dig prints and hickory does not.
+        let unquoted = record.replace('"', "");
+        assert!(
+            answered.contains(&unquoted),
+            "{record} is transferred but a query answers {answered:?}"
+        );
+    }
+    assert!(
+        asked.len() > 3000,
+        "every host's A was compared: {}",
+        asked.len()
+    );
+
+    // No key, a wrong key, an address outside allow_transfer: refused, and logged.
+    let wrong = format!("{KEY}:{}", SECRET.replace('c', "d"));
+    for (source, key, why) in [
+        (inside, None, "not signed with transfer_key"),
+        (inside, Some(wrong.as_str()), "a bad TSIG signature"),
+        (
+            "127.0.0.3".parse().expect("ip"),
+            Some(key.as_str()),
+            "not in allow_transfer",
+        ),
+    ] {
+        let (records, _) = dig_axfr(server.dns, source, key);
+        assert!(
+            records.is_empty(),
+            "{why}: transferred {} records",
+            records.len()
+        );
+        wait_until(why, Duration::from_secs(5), || server.log().contains(why));
+    }
+
+    // Over UDP an AXFR is FORMERR: it has no UDP form (RFC 5936 §4.2).
+    let request = request("svc.example.test.", RecordType::AXFR)
+        .to_vec()
+        .expect("encodes");
+    let response = exchange_raw(server.dns, &request, Transport::Udp).expect("a response");
+    assert_eq!(response[3] & 0x0F, 1, "FORMERR");
+}
+
+/// Knot as a secondary of `primary`, pulling `zone` with the TSIG key.
+struct Secondary {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Secondary {
+    fn knot(primary: SocketAddr, zone: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ip = loopback_ip();
+        let addr = SocketAddr::new(ip, free_port(&[ip]));
+        let config = format!(
+            "server:\n    rundir: {run}\n    listen: {ip}@{port}\n\
+             log:\n  - target: stderr\n    any: info\n\
+             database:\n    storage: {run}\n\
+             key:\n  - id: {KEY}\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
+             remote:\n  - id: primary\n    address: {}@{}\n    key: {KEY}\n\
+             acl:\n  - id: from_primary\n    address: 127.0.0.0/8\n    action: notify\n    key: {KEY}\n\
+             template:\n  - id: default\n    storage: {run}\n    refresh-min-interval: 2\n    retry-min-interval: 2\n\
+             zone:\n  - domain: {zone}\n    master: primary\n    acl: from_primary\n    zonefile-sync: -1\n",
+            primary.ip(),
+            primary.port(),
+            run = dir.path().display(),
+            port = addr.port(),
+        );
+        let config_path = dir.path().join("knot.conf");
+        fs::write(&config_path, config).expect("knot.conf");
+        let log = fs::File::create(dir.path().join("knot.log")).expect("log");
+        let child = Command::new("/usr/sbin/knotd")
+            .arg("-c")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start knotd");
+        Self {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// Polls `condition` for up to 20 s; panics with Knot's log if it never holds.
+    fn wait(&self, what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !condition() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for Knot {what}; its log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self._dir.path().join("knot.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Secondary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The serial and www's addresses `server` answers, if it answers.
+fn serial_and_www(server: SocketAddr) -> Option<(u32, Vec<IpAddr>)> {
+    let soa = try_query(server, "svc.example.test.", RecordType::SOA, Transport::Udp)?;
+    let serial = match &soa.answers.first()?.data {
+        hickory_proto::rr::RData::SOA(soa) => soa.serial,
+        _ => return None,
+    };
+    let www = try_query(server, WWW, RecordType::A, Transport::Udp)?;
+    Some((serial, addresses(&www)))
+}
+
+#[test]
+fn knot_as_a_keyed_secondary_loads_the_zone_by_axfr_and_follows_a_failover() {
+    assert!(
+        Path::new("/usr/sbin/knotd").exists(),
+        "the secondary tests need Knot DNS (apt-get install -y knot)"
+    );
+    let (server, primary_backend, _standby, p, s) = primary("\"127.0.0.0/8\"", 0);
+    let knot = Secondary::knot(server.dns, "svc.example.test.");
+    knot.wait("to load the zone from us", || {
+        serial_and_www(knot.addr).is_some_and(|(_, www)| www == [p.ip()])
+    });
+    assert_eq!(
+        serial_and_www(knot.addr).map(|(serial, _)| serial),
+        serial_and_www(server.dns).map(|(serial, _)| serial)
+    );
+    assert!(knot.log().contains("AXFR"), "{}", knot.log());
+
+    primary_backend.kill();
+    wait_until("us to answer the standby", Duration::from_secs(10), || {
+        serial_and_www(server.dns).is_some_and(|(_, www)| www == [s.ip()])
+    });
+    let ours = serial_and_www(server.dns).expect("answers");
+    knot.wait("to answer the standby", || {
+        serial_and_www(knot.addr).is_some_and(|answer| answer.1 == [s.ip()] && answer.0 >= ours.0)
+    });
+    let log = knot.log();
+    assert!(!log.contains("TSIG"), "no TSIG complaint from Knot: {log}");
+}
