@@ -76,7 +76,16 @@ pub async fn run(plan: Plan, mut inherited: dns::socket::Inherited) -> Result<()
     if let Some(damaged) = damaged {
         monitor.recover_damaged(damaged);
     }
+    let (publishes, published) = tokio::sync::watch::channel(0u64);
+    monitor.announce_publishes(publishes);
     let cell = Arc::new(ArcSwap::from_pointee(monitor.snapshot()));
+    let notify_status = Arc::new(dns::secondaries::NotifyStatus::default());
+    dns::secondaries::start(
+        Arc::clone(&cell),
+        published,
+        Arc::clone(&metrics),
+        Arc::clone(&notify_status),
+    );
     let budget = limits::Descriptors::raise_and_share(&plan);
     let listeners = dns::serve(
         &plan.server.listen,
@@ -111,6 +120,7 @@ pub async fn run(plan: Plan, mut inherited: dns::socket::Inherited) -> Result<()
                     token: plan.server.http_token.clone(),
                     hosts: plan.server.http_hosts.clone().into(),
                     state_file: plan.server.state_file.clone(),
+                    notify: notify_status,
                 },
                 api::Limits {
                     max_clients: budget.http_clients,

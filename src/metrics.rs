@@ -49,6 +49,15 @@ pub struct ZoneLabels {
     pub zone: String,
 }
 
+/// Labels naming a zone and one of its NOTIFY targets.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifyLabels {
+    /// Zone apex.
+    pub zone: String,
+    /// The secondary, `IP:port`.
+    pub target: String,
+}
+
 /// Labels of an outcome count (reloads, webhook deliveries).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -82,6 +91,10 @@ pub struct Metrics {
     pub zone_serial: Family<ZoneLabels, Gauge>,
     /// Webhook deliveries, by result (after retries).
     pub webhooks: Family<ResultLabels, Counter>,
+    /// NOTIFY messages sent (every try), by zone and target.
+    pub notify_sent: Family<NotifyLabels, Counter>,
+    /// NOTIFYs no answer came to after every try, by zone and target.
+    pub notify_failed: Family<NotifyLabels, Counter>,
     /// DNS TCP connections the server closed or refused to protect itself, by reason.
     pub tcp_dropped: Family<ReasonLabels, Counter>,
     /// API connections closed or refused because `http_max_clients` were open.
@@ -139,6 +152,18 @@ impl Metrics {
             "webhook_deliveries",
             "Failover event webhook deliveries, after retries",
             webhooks.clone(),
+        );
+        let notify_sent = Family::default();
+        registry.register(
+            "notify_sent",
+            "NOTIFY messages sent to secondaries, every try counted",
+            notify_sent.clone(),
+        );
+        let notify_failed = Family::default();
+        registry.register(
+            "notify_failed",
+            "NOTIFYs a secondary did not answer after every try",
+            notify_failed.clone(),
         );
         let tcp_dropped = Family::default();
         registry.register(
@@ -199,6 +224,8 @@ impl Metrics {
             reloads,
             zone_serial,
             webhooks,
+            notify_sent,
+            notify_failed,
         }
     }
 

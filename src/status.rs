@@ -20,6 +20,24 @@ pub struct Status {
     pub state_file: StateFileStatus,
     /// Every configured service, in config order.
     pub services: Vec<ServiceStatus>,
+    /// Every NOTIFY target of every zone, with what it last did.
+    #[serde(default)]
+    pub notify: Vec<NotifyTargetStatus>,
+}
+
+/// What a secondary last did with a NOTIFY (RFC 1996) for one zone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotifyTargetStatus {
+    /// The zone.
+    pub zone: String,
+    /// The target, `IP:port`.
+    pub target: String,
+    /// The serial last notified.
+    pub serial: u32,
+    /// `sending`, `answered`, or `failed` (no answer after every try).
+    pub result: String,
+    /// When that happened (seconds since the epoch).
+    pub at: u64,
 }
 
 /// The state file that keeps admin overrides.

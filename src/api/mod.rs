@@ -53,6 +53,8 @@ pub struct ApiState {
     pub hosts: Arc<[String]>,
     /// Where overrides are saved (named in warnings).
     pub state_file: std::path::PathBuf,
+    /// What each NOTIFY target last did.
+    pub notify: Arc<crate::dns::secondaries::NotifyStatus>,
 }
 
 /// How many connections the API serves at once and how long it waits for a request.
@@ -308,7 +310,10 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 
 async fn status(State(state): State<ApiState>) -> Response {
     match state.control.status().await {
-        Some(status) => axum::Json(status).into_response(),
+        Some(mut status) => {
+            status.notify = state.notify.targets();
+            axum::Json(status).into_response()
+        }
         None => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "the check plane has stopped",

@@ -17,6 +17,7 @@ pub mod fast;
 pub mod request;
 pub mod responder;
 pub mod rrl;
+pub mod secondaries;
 pub mod socket;
 pub mod tcp;
 pub mod transfer;

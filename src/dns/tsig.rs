@@ -195,13 +195,22 @@ impl Signer {
         }
     }
 
+    /// For a request of our own (a NOTIFY): signed over the message and the variables alone,
+    /// no earlier MAC (RFC 8945 §4.3.1).
+    pub fn for_request(key: Arc<TsigKey>, time: u64) -> Self {
+        Self::new(key, Vec::new(), time)
+    }
+
     /// Appends a TSIG record to `message` (a whole response, counts written), signed over the
     /// previous MAC and the message: with all of TSIG's variables for the first message, only
     /// the timers for the later ones of a transfer (RFC 8945 §4.3.3, §5.3.1).
     pub fn sign(&mut self, message: &mut Vec<u8>, id: u16) {
         let mut tbs = Vec::with_capacity(message.len() + 128);
-        tbs.extend_from_slice(&(self.previous.len() as u16).to_be_bytes());
-        tbs.extend_from_slice(&self.previous);
+        // A request of our own has no earlier MAC, and covers none.
+        if !self.previous.is_empty() {
+            tbs.extend_from_slice(&(self.previous.len() as u16).to_be_bytes());
+            tbs.extend_from_slice(&self.previous);
+        }
         tbs.extend_from_slice(message);
         if self.first {
             variables(

@@ -89,6 +89,8 @@ pub struct Monitor {
     pub(super) damaged: Option<Damaged>,
     /// The config generation: 1 at start, one more for every reload.
     pub(super) generation: u64,
+    /// Counts the snapshots published, for whoever follows them (NOTIFY).
+    pub(super) publishes: Option<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Monitor {
@@ -115,6 +117,7 @@ impl Monitor {
             unsaved: false,
             damaged: None,
             generation: 0,
+            publishes: None,
             plan,
         };
         for saved in saved {
@@ -132,6 +135,11 @@ impl Monitor {
         let plan = monitor.plan.clone();
         monitor.install(plan, &mut HashMap::new());
         monitor
+    }
+
+    /// Counts each snapshot published from now on in `publishes`.
+    pub fn announce_publishes(&mut self, publishes: tokio::sync::watch::Sender<u64>) {
+        self.publishes = Some(publishes);
     }
 
     /// The snapshot of the current answers.

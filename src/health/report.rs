@@ -121,6 +121,8 @@ impl Monitor {
                 }),
             },
             services,
+            // Filled in by the API from the NOTIFY senders, which the check plane never waits on.
+            notify: Vec::new(),
         }
     }
 }

@@ -77,6 +77,9 @@ impl Running {
 
     pub(super) fn publish(&mut self) {
         self.cell.store(Arc::new(self.monitor.snapshot()));
+        if let Some(publishes) = &self.monitor.publishes {
+            publishes.send_modify(|count| *count = count.wrapping_add(1));
+        }
         self.published = tokio::time::Instant::now();
         self.unpublished = false;
     }

@@ -19,21 +19,24 @@ const KEY: &str = "xfr.example.test.";
 /// A fixed test secret (base64 of 32 octets).
 const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=";
 
-/// The zone of the examples, with `extra` static hosts and a short SOA refresh so a secondary
-/// checks often.
+/// The zone of the examples, with `extra` static hosts. Its SOA refresh (2 h) is far beyond
+/// any test's wait: a secondary that follows a change within one was told by NOTIFY.
 fn zone(extra: usize) -> String {
-    let mut zone = ZONE.replace("7200       ; refresh", "1          ; refresh");
+    let mut zone = ZONE.to_string();
     for n in 0..extra {
         let _ = writeln!(zone, "host{n} IN A 10.0.{}.{}", n / 250, n % 250);
     }
     zone
 }
 
-/// Our server with the key, transfers allowed from `allow`, and www on two live backends.
+/// Our server with the key, transfers allowed from `allow`, NOTIFY sent to `notify`, and www
+/// on two live backends.
 fn primary(
     allow: &str,
+    notify: &[SocketAddr],
     extra: usize,
 ) -> (Server, HttpBackend, HttpBackend, SocketAddr, SocketAddr) {
+    let notify: Vec<String> = notify.iter().map(|a| format!("\"{a}\"")).collect();
     let (p, s) = (loopback_ip(), loopback_ip());
     let port = free_port(&[p, s]);
     let (p, s) = (SocketAddr::new(p, port), SocketAddr::new(s, port));
@@ -41,7 +44,8 @@ fn primary(
     let config = format!(
         "[[key]]\nname = \"{KEY}\"\nsecret = \"{SECRET}\"\n\n\
          [[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\
-         allow_transfer = [{allow}]\ntransfer_key = \"{KEY}\"\n\n{}",
+         allow_transfer = [{allow}]\ntransfer_key = \"{KEY}\"\nnotify = [{}]\n\n{}",
+        notify.join(", "),
         service_toml(WWW, &[p.ip(), s.ip()], "tcp", port, "")
     );
     let server =
@@ -91,7 +95,7 @@ fn dig_axfr(server: SocketAddr, source: IpAddr, key: Option<&str>) -> (Vec<Strin
 
 #[test]
 fn axfr_needs_the_key_and_an_allowed_address_and_carries_what_queries_answer() {
-    let (server, _primary, _standby, p, _) = primary("\"127.0.0.1\"", 3000);
+    let (server, _primary, _standby, p, _) = primary("\"127.0.0.1\"", &[], 3000);
     let inside: IpAddr = "127.0.0.1".parse().expect("ip");
     let key = format!("{KEY}:{SECRET}");
 
@@ -181,10 +185,16 @@ struct Secondary {
 }
 
 impl Secondary {
-    fn knot(primary: SocketAddr, zone: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+    /// An address for a secondary to listen on.
+    fn address() -> SocketAddr {
         let ip = loopback_ip();
-        let addr = SocketAddr::new(ip, free_port(&[ip]));
+        SocketAddr::new(ip, free_port(&[ip]))
+    }
+
+    /// Knot on `addr`, a secondary of `primary` for `zone`, taking NOTIFY signed with the key.
+    fn knot(addr: SocketAddr, primary: SocketAddr, zone: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ip = addr.ip();
         let config = format!(
             "server:\n    rundir: {run}\n    listen: {ip}@{port}\n\
              log:\n  - target: stderr\n    any: info\n\
@@ -253,13 +263,14 @@ fn serial_and_www(server: SocketAddr) -> Option<(u32, Vec<IpAddr>)> {
 }
 
 #[test]
-fn knot_as_a_keyed_secondary_loads_the_zone_by_axfr_and_follows_a_failover() {
+fn knot_as_a_keyed_secondary_loads_the_zone_by_axfr_and_follows_a_failover_on_notify() {
     assert!(
         Path::new("/usr/sbin/knotd").exists(),
         "the secondary tests need Knot DNS (apt-get install -y knot)"
     );
-    let (server, primary_backend, _standby, p, s) = primary("\"127.0.0.0/8\"", 0);
-    let knot = Secondary::knot(server.dns, "svc.example.test.");
+    let knot_addr = Secondary::address();
+    let (server, primary_backend, _standby, p, s) = primary("\"127.0.0.0/8\"", &[knot_addr], 0);
+    let knot = Secondary::knot(knot_addr, server.dns, "svc.example.test.");
     knot.wait("to load the zone from us", || {
         serial_and_www(knot.addr).is_some_and(|(_, www)| www == [p.ip()])
     });
@@ -278,5 +289,14 @@ fn knot_as_a_keyed_secondary_loads_the_zone_by_axfr_and_follows_a_failover() {
         serial_and_www(knot.addr).is_some_and(|answer| answer.1 == [s.ip()] && answer.0 >= ours.0)
     });
     let log = knot.log();
+    assert!(
+        log.contains("notify, incoming"),
+        "Knot was told by NOTIFY: {log}"
+    );
     assert!(!log.contains("TSIG"), "no TSIG complaint from Knot: {log}");
+    assert!(
+        !server.log().contains("did not answer NOTIFY"),
+        "{}",
+        server.log()
+    );
 }
