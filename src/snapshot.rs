@@ -13,6 +13,7 @@ use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{LowerName, Name, RData, Record};
 
 use crate::dns::fast::index::Prerendered;
+use crate::dns::journal::Journal;
 use crate::dns::transfer::TransferPolicy;
 use crate::dns::tsig::Keys;
 use crate::zone::StaticZone;
@@ -54,6 +55,8 @@ pub struct ZoneSnapshot {
     pub services: HashMap<LowerName, Arc<ServiceRecords>>,
     /// Who may transfer the zone.
     pub transfer: Arc<TransferPolicy>,
+    /// The recent changes of its answers, for IXFR.
+    pub journal: Arc<Journal>,
 }
 
 /// The records a service name answers now.
@@ -116,6 +119,7 @@ impl ZoneSnapshot {
             negative_soa,
             services,
             transfer: Arc::default(),
+            journal: Arc::default(),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod answer;
 pub mod cache;
 pub mod compose;
 pub mod fast;
+pub mod journal;
 pub mod request;
 pub mod responder;
 pub mod rrl;

@@ -3,15 +3,17 @@
 //! whole zone as one snapshot holds it, each service name with its current addresses, split
 //! into as many messages as it needs, SOA first and last.
 //!
-//! An IXFR (RFC 1995) is answered with the whole zone in the same form, which §4 allows when no
-//! increments are kept; over UDP, with the current SOA alone, so the client comes back over TCP.
+//! An IXFR (RFC 1995) is answered with what changed since the client's serial, from the
+//! zone's [`super::journal`], or, when the journal does not reach back that far, with the
+//! whole zone in AXFR form, as §4 allows; over UDP, with the current SOA alone, so the client
+//! comes back over TCP (§2).
 //! This module decides and writes; the TCP loop sends, and [`super::tsig`] signs.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{LowerName, Record, RecordType};
+use hickory_proto::rr::{LowerName, RData, Record, RecordType};
 use ipnet::IpNet;
 
 use super::compose::{Composer, HEADER};
@@ -190,8 +192,10 @@ pub fn respond(
     let mut messages = if udp {
         // Only an IXFR comes this far over UDP (an AXFR over UDP is FORMERR before).
         vec![one_message(asked, ResponseCode::NoError, &[&zone.soa])]
+    } else if asked.qtype == IXFR {
+        ixfr(zone, asked, request)
     } else {
-        axfr(zone, asked)
+        pack(&zone_records(zone), asked)
     };
     if let Some(signer) = &mut signer {
         for message in &mut messages {
@@ -265,8 +269,54 @@ pub fn zone_records(zone: &ZoneSnapshot) -> Vec<&Record> {
     records
 }
 
-/// The AXFR of `zone`: its records, as many to a message as fit (the question in the first).
-fn axfr(zone: &ZoneSnapshot, asked: &Asked<'_>) -> Vec<Vec<u8>> {
+/// The IXFR of `zone` for the client serial the request's authority section gives (RFC 1995
+/// §4): the current SOA alone when the client is up to date or ahead; the condensed difference
+/// (current SOA, the client's SOA, what to remove, the current SOA, what to add, the current
+/// SOA) when the journal reaches back to its serial; else the whole zone in AXFR form.
+fn ixfr(zone: &ZoneSnapshot, asked: &Asked<'_>, request: &[u8]) -> Vec<Vec<u8>> {
+    let current = match &zone.soa.data {
+        RData::SOA(soa) => soa.serial,
+        _ => 0,
+    };
+    let Some(client) = client_serial(request) else {
+        return pack(&zone_records(zone), asked);
+    };
+    // RFC 1982: the client is up to date, or ahead of us (a restore, say): nothing to send.
+    if client == current || serial_ahead(client, current) {
+        return vec![one_message(asked, ResponseCode::NoError, &[&zone.soa])];
+    }
+    let Some(difference) = zone.journal.since(client, current) else {
+        return pack(&zone_records(zone), asked);
+    };
+    let mut old_soa = zone.soa.clone();
+    if let RData::SOA(soa) = &mut old_soa.data {
+        soa.serial = client;
+    }
+    let mut records: Vec<&Record> = vec![&zone.soa, &old_soa];
+    records.extend(&difference.removed);
+    records.push(&zone.soa);
+    records.extend(&difference.added);
+    records.push(&zone.soa);
+    pack(&records, asked)
+}
+
+/// Whether serial `a` is ahead of `b` in RFC 1982 arithmetic.
+fn serial_ahead(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 0x8000_0000
+}
+
+/// The serial of the SOA in an IXFR request's authority section.
+fn client_serial(request: &[u8]) -> Option<u32> {
+    let message = hickory_proto::op::Message::from_vec(request).ok()?;
+    message.authorities.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    })
+}
+
+/// `records` as the messages of a transfer, as many to a message as fit (the question in the
+/// first).
+fn pack(records: &[&Record], asked: &Asked<'_>) -> Vec<Vec<u8>> {
     let start = |first: bool, limit: usize| {
         let mut message = Composer::new(header(asked, ResponseCode::NoError), limit, TSIG_ROOM);
         if first {
@@ -277,7 +327,7 @@ fn axfr(zone: &ZoneSnapshot, asked: &Asked<'_>) -> Vec<Vec<u8>> {
     let mut messages = Vec::new();
     let mut current = start(true, MESSAGE_LIMIT);
     let mut holds_records = false;
-    for record in zone_records(zone) {
+    for &record in records {
         if current.record(ANSWER, record).is_ok() {
             holds_records = true;
             continue;

@@ -76,7 +76,9 @@ impl Running {
     }
 
     pub(super) fn publish(&mut self) {
-        self.cell.store(Arc::new(self.monitor.snapshot()));
+        let mut snapshot = self.monitor.snapshot();
+        crate::dns::journal::carry(&self.cell.load(), &mut snapshot);
+        self.cell.store(Arc::new(snapshot));
         if let Some(publishes) = &self.monitor.publishes {
             publishes.send_modify(|count| *count = count.wrapping_add(1));
         }

@@ -57,6 +57,16 @@ fn primary(
 /// `dig AXFR` of the zone from `source`, with `key` (name:secret) if given: the records it
 /// printed (TSIG records left out) and how many messages it says there were.
 fn dig_axfr(server: SocketAddr, source: IpAddr, key: Option<&str>) -> (Vec<String>, usize) {
+    dig_transfer(server, source, key, "AXFR")
+}
+
+/// `dig` of the zone for `kind` (`AXFR`, or `IXFR=serial`), as [`dig_axfr`].
+fn dig_transfer(
+    server: SocketAddr,
+    source: IpAddr,
+    key: Option<&str>,
+    kind: &str,
+) -> (Vec<String>, usize) {
     let mut command = Command::new("dig");
     command.args([
         "+nocmd",
@@ -70,7 +80,7 @@ fn dig_axfr(server: SocketAddr, source: IpAddr, key: Option<&str>) -> (Vec<Strin
         &server.port().to_string(),
         &format!("@{}", server.ip()),
         "svc.example.test.",
-        "AXFR",
+        kind,
     ]);
     if let Some(key) = key {
         command.args(["-y", &format!("hmac-sha256:{key}")]);
@@ -299,4 +309,59 @@ fn knot_as_a_keyed_secondary_loads_the_zone_by_axfr_and_follows_a_failover_on_no
         "{}",
         server.log()
     );
+}
+
+/// The serial in an SOA record line of dig's output.
+fn serial_in(line: &str) -> u32 {
+    line.split(' ')
+        .nth(6)
+        .and_then(|s| s.parse().ok())
+        .expect("SOA serial")
+}
+
+#[test]
+fn ixfr_sends_what_changed_since_the_clients_serial_or_the_soa_or_the_whole_zone() {
+    let (server, primary_backend, _standby, p, s) = primary("\"127.0.0.1\"", &[], 0);
+    let inside: IpAddr = "127.0.0.1".parse().expect("ip");
+    let key = format!("{KEY}:{SECRET}");
+    let (before, _) = dig_axfr(server.dns, inside, Some(&key));
+    let old = serial_in(&before[0]);
+    primary_backend.kill();
+    wait_until(
+        "the standby to be answered",
+        Duration::from_secs(10),
+        || serial_and_www(server.dns).is_some_and(|(_, www)| www == [s.ip()]),
+    );
+    let (current, _) = serial_and_www(server.dns).expect("answers");
+    assert!(current > old);
+
+    // From the serial before the failover: the difference, condensed.
+    let (records, _) = dig_transfer(server.dns, inside, Some(&key), &format!("IXFR={old}"));
+    let serials: Vec<u32> = records
+        .iter()
+        .filter(|r| r.contains(" SOA "))
+        .map(|r| serial_in(r))
+        .collect();
+    assert_eq!(serials, [current, old, current, current], "{records:?}");
+    let body: Vec<&String> = records.iter().filter(|r| !r.contains(" SOA ")).collect();
+    assert_eq!(
+        body,
+        [
+            &format!("{WWW} 5 IN A {}", p.ip()),
+            &format!("{WWW} 5 IN A {}", s.ip())
+        ],
+        "remove the primary, add the standby"
+    );
+
+    // Up to date, or ahead of us: the current SOA alone.
+    for serial in [current, current.wrapping_add(1000)] {
+        let (records, _) = dig_transfer(server.dns, inside, Some(&key), &format!("IXFR={serial}"));
+        assert_eq!(records.len(), 1, "IXFR={serial}: {records:?}");
+        assert_eq!(serial_in(&records[0]), current);
+    }
+
+    // From a serial the journal never held: the whole zone, as an AXFR would send it.
+    let (records, _) = dig_transfer(server.dns, inside, Some(&key), "IXFR=1");
+    let (axfr, _) = dig_axfr(server.dns, inside, Some(&key));
+    assert_eq!(records, axfr);
 }
