@@ -85,6 +85,7 @@ pub async fn run(plan: Plan, mut inherited: dns::socket::Inherited) -> Result<()
         published,
         Arc::clone(&metrics),
         Arc::clone(&notify_status),
+        plan.server.listen.clone(),
     );
     let budget = limits::Descriptors::raise_and_share(&plan);
     let listeners = dns::serve(

@@ -268,7 +268,7 @@ fn udp_transfer(
     }
     let (bytes, rcode) =
         match transfer::respond(snapshot, &snapshot.keys, bytes, asked, source.ip(), true) {
-            transfer::Outcome::Messages(mut messages) => {
+            transfer::Outcome::Messages(mut messages, _) => {
                 (messages.swap_remove(0), ResponseCode::NoError)
             }
             transfer::Outcome::Refused(message, why) => {

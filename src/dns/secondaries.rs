@@ -62,12 +62,16 @@ impl NotifyStatus {
     }
 }
 
-/// Starts sending NOTIFY for the snapshots published into `cell`, woken by `published`.
+/// Starts sending NOTIFY for the snapshots published into `cell`, woken by `published`,
+/// from the first of `listen`'s addresses of each target's family (so a secondary that takes
+/// NOTIFY only from its primary's address, as BIND does by default, sees the address it
+/// transfers from), or from any when DNS listens on a wildcard address.
 pub fn start(
     cell: SnapshotCell,
     mut published: watch::Receiver<u64>,
     metrics: Arc<Metrics>,
     status: Arc<NotifyStatus>,
+    listen: Vec<SocketAddr>,
 ) {
     tokio::spawn(async move {
         // One serial channel per (zone, target), its task holding the receiver.
@@ -97,9 +101,14 @@ pub fn start(
                     None => {
                         // A new target (at start or after a reload) is told the current serial.
                         let (sender, receiver) = watch::channel(Arc::clone(&snapshot));
+                        let source = listen
+                            .iter()
+                            .find(|a| a.is_ipv4() == key.1.is_ipv4())
+                            .map(|a| SocketAddr::new(a.ip(), 0));
                         tokio::spawn(target_task(
                             key.0.clone(),
                             key.1,
+                            source,
                             receiver,
                             Arc::clone(&metrics),
                             Arc::clone(&status),
@@ -127,15 +136,18 @@ fn serial_of(snapshot: &Snapshot, zone: &LowerName) -> Option<u32> {
 async fn target_task(
     zone: LowerName,
     target: SocketAddr,
+    source: Option<SocketAddr>,
     mut serials: watch::Receiver<Arc<Snapshot>>,
     metrics: Arc<Metrics>,
     status: Arc<NotifyStatus>,
 ) {
-    let bind: SocketAddr = if target.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
+    let bind: SocketAddr = source.unwrap_or_else(|| {
+        if target.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        }
+    });
     let name = zone.to_string();
     let labels = NotifyLabels {
         zone: name.clone(),

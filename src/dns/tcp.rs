@@ -323,8 +323,8 @@ async fn send_transfer(
     .await
     .ok()??;
     let (messages, rcode) = match built {
-        (Outcome::Messages(messages), zone) => {
-            info!(%peer, zone, messages = messages.len(), "zone transfer to {peer} of {zone}: {} messages", messages.len());
+        (Outcome::Messages(messages, kind), zone) => {
+            info!(%peer, zone, kind, messages = messages.len(), "zone transfer to {peer} of {zone}: {kind}, {} messages", messages.len());
             (messages, ResponseCode::NoError)
         }
         (Outcome::Refused(message, why), zone) => {

@@ -124,8 +124,9 @@ impl Asked<'_> {
 
 /// What a transfer request gets.
 pub enum Outcome {
-    /// The messages of the transfer, in order.
-    Messages(Vec<Vec<u8>>),
+    /// The messages of the transfer, in order, and what they hold: `AXFR`, `IXFR difference`,
+    /// `IXFR whole zone` or `IXFR up to date`.
+    Messages(Vec<Vec<u8>>, &'static str),
     /// One response: a refusal or an error.
     Refused(Vec<u8>, &'static str),
 }
@@ -189,20 +190,23 @@ pub fn respond(
         Some(Checked::Valid { key, mac }) => Some(Signer::new(key, mac, now)),
         _ => None,
     };
-    let mut messages = if udp {
+    let (mut messages, kind) = if udp {
         // Only an IXFR comes this far over UDP (an AXFR over UDP is FORMERR before).
-        vec![one_message(asked, ResponseCode::NoError, &[&zone.soa])]
+        (
+            vec![one_message(asked, ResponseCode::NoError, &[&zone.soa])],
+            "IXFR over UDP: the SOA",
+        )
     } else if asked.qtype == IXFR {
         ixfr(zone, asked, request)
     } else {
-        pack(&zone_records(zone), asked)
+        (pack(&zone_records(zone), asked), "AXFR")
     };
     if let Some(signer) = &mut signer {
         for message in &mut messages {
             signer.sign(message, asked.id);
         }
     }
-    Outcome::Messages(messages)
+    Outcome::Messages(messages, kind)
 }
 
 /// Whether `asked` over UDP is an AXFR, which has no UDP form (RFC 5936 §4.2).
@@ -273,20 +277,22 @@ pub fn zone_records(zone: &ZoneSnapshot) -> Vec<&Record> {
 /// §4): the current SOA alone when the client is up to date or ahead; the condensed difference
 /// (current SOA, the client's SOA, what to remove, the current SOA, what to add, the current
 /// SOA) when the journal reaches back to its serial; else the whole zone in AXFR form.
-fn ixfr(zone: &ZoneSnapshot, asked: &Asked<'_>, request: &[u8]) -> Vec<Vec<u8>> {
+fn ixfr(zone: &ZoneSnapshot, asked: &Asked<'_>, request: &[u8]) -> (Vec<Vec<u8>>, &'static str) {
     let current = match &zone.soa.data {
         RData::SOA(soa) => soa.serial,
         _ => 0,
     };
+    let whole = || (pack(&zone_records(zone), asked), "IXFR whole zone");
     let Some(client) = client_serial(request) else {
-        return pack(&zone_records(zone), asked);
+        return whole();
     };
     // RFC 1982: the client is up to date, or ahead of us (a restore, say): nothing to send.
     if client == current || serial_ahead(client, current) {
-        return vec![one_message(asked, ResponseCode::NoError, &[&zone.soa])];
+        let soa = vec![one_message(asked, ResponseCode::NoError, &[&zone.soa])];
+        return (soa, "IXFR up to date");
     }
     let Some(difference) = zone.journal.since(client, current) else {
-        return pack(&zone_records(zone), asked);
+        return whole();
     };
     let mut old_soa = zone.soa.clone();
     if let RData::SOA(soa) = &mut old_soa.data {
@@ -297,7 +303,7 @@ fn ixfr(zone: &ZoneSnapshot, asked: &Asked<'_>, request: &[u8]) -> Vec<Vec<u8>> 
     records.push(&zone.soa);
     records.extend(&difference.added);
     records.push(&zone.soa);
-    pack(&records, asked)
+    (pack(&records, asked), "IXFR difference")
 }
 
 /// Whether serial `a` is ahead of `b` in RFC 1982 arithmetic.

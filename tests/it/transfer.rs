@@ -187,11 +187,16 @@ fn axfr_needs_the_key_and_an_allowed_address_and_carries_what_queries_answer() {
     assert_eq!(response[3] & 0x0F, 1, "FORMERR");
 }
 
-/// Knot as a secondary of `primary`, pulling `zone` with the TSIG key.
+/// A real secondary (Knot, NSD or BIND) of `primary`, pulling the zone with the TSIG key,
+/// transferring from and taking NOTIFY only from addresses it is told.
 struct Secondary {
     child: Child,
     addr: SocketAddr,
     _dir: tempfile::TempDir,
+    log: &'static str,
+    what: &'static str,
+    /// The address it transfers from.
+    source: IpAddr,
 }
 
 impl Secondary {
@@ -210,12 +215,13 @@ impl Secondary {
              log:\n  - target: stderr\n    any: info\n\
              database:\n    storage: {run}\n\
              key:\n  - id: {KEY}\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
-             remote:\n  - id: primary\n    address: {}@{}\n    key: {KEY}\n\
-             acl:\n  - id: from_primary\n    address: 127.0.0.0/8\n    action: notify\n    key: {KEY}\n\
+             remote:\n  - id: primary\n    address: {}@{}\n    key: {KEY}\n    via: {ip}\n\
+             acl:\n  - id: from_primary\n    address: {}\n    action: notify\n    key: {KEY}\n\
              template:\n  - id: default\n    storage: {run}\n    refresh-min-interval: 2\n    retry-min-interval: 2\n\
              zone:\n  - domain: {zone}\n    master: primary\n    acl: from_primary\n    zonefile-sync: -1\n",
             primary.ip(),
             primary.port(),
+            primary.ip(),
             run = dir.path().display(),
             port = addr.port(),
         );
@@ -233,6 +239,90 @@ impl Secondary {
             child,
             addr,
             _dir: dir,
+            log: "knot.log",
+            what: "Knot",
+            source: addr.ip(),
+        }
+    }
+
+    /// NSD on `addr`, a secondary of `primary` for `zone`.
+    fn nsd(addr: SocketAddr, primary: SocketAddr, zone: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = dir.path().display();
+        let config = format!(
+            "server:\n  ip-address: {ip}@{port}\n  port: {port}\n\
+             \x20 username: \"\"\n  chroot: \"\"\n  zonesdir: \"{run}\"\n  database: \"\"\n\
+             \x20 pidfile: \"{run}/nsd.pid\"\n  xfrdfile: \"{run}/xfrd.state\"\n\
+             \x20 zonelistfile: \"{run}/zone.list\"\n  logfile: \"{run}/nsd.log\"\n  verbosity: 2\n\
+             remote-control:\n  control-enable: no\n\
+             key:\n  name: {KEY}\n  algorithm: hmac-sha256\n  secret: \"{SECRET}\"\n\
+             zone:\n  name: {zone}\n  zonefile: \"{run}/secondary.zone\"\n\
+             \x20 request-xfr: {}@{} {KEY}\n  allow-notify: {} {KEY}\n  outgoing-interface: {ip}\n",
+            primary.ip(),
+            primary.port(),
+            primary.ip(),
+            ip = addr.ip(),
+            port = addr.port(),
+        );
+        let config_path = dir.path().join("nsd.conf");
+        fs::write(&config_path, config).expect("nsd.conf");
+        let child = Command::new("/usr/sbin/nsd")
+            .args(["-d", "-c"])
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nsd");
+        Self {
+            child,
+            addr,
+            _dir: dir,
+            log: "nsd.log",
+            what: "NSD",
+            source: addr.ip(),
+        }
+    }
+
+    /// BIND's named on `addr`, a secondary of `primary` for `zone`. BIND listens only on
+    /// addresses an interface has, so on 127.0.0.1 (at a port of its own); it transfers from
+    /// an address of its own.
+    fn bind(addr: SocketAddr, primary: SocketAddr, zone: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = dir.path().display();
+        let source = loopback_ip();
+        let config = format!(
+            "options {{\n  directory \"{run}\";\n  listen-on port {port} {{ {ip}; }};\n  listen-on-v6 {{ none; }};\n\
+             \x20 pid-file \"{run}/named.pid\";\n  session-keyfile \"{run}/session.key\";\n\
+             \x20 managed-keys-directory \"{run}\";\n  recursion no;\n  notify no;\n\
+             \x20 transfer-source {source};\n  query-source address {source};\n}};\n\
+             controls {{ }};\n\
+             key \"{KEY}\" {{ algorithm hmac-sha256; secret \"{SECRET}\"; }};\n\
+             logging {{ channel log {{ file \"{run}/named.log\"; severity info; print-time yes; }};\n\
+             \x20 category default {{ log; }}; category xfer-in {{ log; }}; category notify {{ log; }}; }};\n\
+             zone \"{zone}\" {{\n  type secondary;\n  file \"{run}/secondary.zone\";\n\
+             \x20 primaries port {} {{ {} key \"{KEY}\"; }};\n  allow-notify {{ {}; }};\n}};\n",
+            primary.port(),
+            primary.ip(),
+            primary.ip(),
+            ip = addr.ip(),
+            port = addr.port(),
+        );
+        let config_path = dir.path().join("named.conf");
+        fs::write(&config_path, config).expect("named.conf");
+        let child = Command::new("/usr/sbin/named")
+            .args(["-f", "-c"])
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start named");
+        Self {
+            child,
+            addr,
+            _dir: dir,
+            log: "named.log",
+            what: "BIND",
+            source,
         }
     }
 
@@ -242,7 +332,8 @@ impl Secondary {
         while !condition() {
             assert!(
                 std::time::Instant::now() < deadline,
-                "timed out waiting for Knot {what}; its log:\n{}",
+                "timed out waiting for {} {what}; its log:\n{}",
+                self.what,
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(10));
@@ -250,7 +341,7 @@ impl Secondary {
     }
 
     fn log(&self) -> String {
-        fs::read_to_string(self._dir.path().join("knot.log")).unwrap_or_default()
+        fs::read_to_string(self._dir.path().join(self.log)).unwrap_or_default()
     }
 }
 
@@ -364,4 +455,91 @@ fn ixfr_sends_what_changed_since_the_clients_serial_or_the_soa_or_the_whole_zone
     let (records, _) = dig_transfer(server.dns, inside, Some(&key), "IXFR=1");
     let (axfr, _) = dig_axfr(server.dns, inside, Some(&key));
     assert_eq!(records, axfr);
+}
+
+#[test]
+fn knot_nsd_and_bind_follow_a_failover_a_failback_and_a_reload_by_ixfr_on_notify() {
+    for (program, package) in [
+        ("/usr/sbin/knotd", "knot"),
+        ("/usr/sbin/nsd", "nsd"),
+        ("/usr/sbin/named", "bind9"),
+    ] {
+        assert!(
+            Path::new(program).exists(),
+            "{program} not found: the secondary tests need it (apt-get install -y {package})"
+        );
+    }
+    let on_localhost = SocketAddr::new(
+        [127, 0, 0, 1].into(),
+        free_port(&["127.0.0.1".parse().expect("ip")]),
+    );
+    let addrs = [Secondary::address(), Secondary::address(), on_localhost];
+    let (server, primary_backend, _standby, p, s) = primary("\"127.0.0.0/8\"", &addrs, 0);
+    let secondaries = [
+        Secondary::knot(addrs[0], server.dns, "svc.example.test."),
+        Secondary::nsd(addrs[1], server.dns, "svc.example.test."),
+        Secondary::bind(addrs[2], server.dns, "svc.example.test."),
+    ];
+    let follows = |expected: IpAddr| {
+        let ours = serial_and_www(server.dns).expect("answers");
+        assert_eq!(ours.1, [expected]);
+        for secondary in &secondaries {
+            let what = format!(
+                "to answer {ours:?} as we do (it answers {:?})",
+                serial_and_www(secondary.addr)
+            );
+            secondary.wait(&what, || {
+                serial_and_www(secondary.addr) == Some(ours.clone())
+            });
+        }
+    };
+    follows(p.ip());
+
+    primary_backend.kill();
+    wait_until("us to answer the standby", Duration::from_secs(10), || {
+        serial_and_www(server.dns).is_some_and(|(_, www)| www == [s.ip()])
+    });
+    follows(s.ip());
+    // Each pulled the change by IXFR, from its own address.
+    for secondary in &secondaries {
+        let line = format!("zone transfer to {}:", secondary.source);
+        let pulled = server
+            .log()
+            .lines()
+            .any(|l| l.contains(&line) && l.contains("IXFR difference"));
+        assert!(
+            pulled,
+            "{} pulled no IXFR difference:\n{}",
+            secondary.what,
+            server.log()
+        );
+    }
+
+    // Back to the primary once it is up again, and they follow.
+    let _primary_again = HttpBackend::start(p);
+    wait_until("us to fail back", Duration::from_secs(10), || {
+        serial_and_www(server.dns).is_some_and(|(_, www)| www == [p.ip()])
+    });
+    follows(p.ip());
+
+    // A reload that edits the zone file: a new serial, the new record on every secondary.
+    let edited = format!("{}edited IN TXT \"after the reload\"\n", zone(0));
+    fs::write(server.path("svc.zone"), edited).expect("edit the zone");
+    let before = serial_and_www(server.dns).expect("answers").0;
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_until(
+        "the reload to raise the serial",
+        Duration::from_secs(10),
+        || serial_and_www(server.dns).is_some_and(|(serial, _)| serial != before),
+    );
+    follows(p.ip());
+    for secondary in &secondaries {
+        let txt = query(
+            secondary.addr,
+            "edited.svc.example.test.",
+            RecordType::TXT,
+            Transport::Udp,
+        );
+        assert_eq!(txt.answers.len(), 1, "{} serves the edit", secondary.what);
+    }
 }
