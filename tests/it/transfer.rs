@@ -24,7 +24,13 @@ const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=";
 fn zone(extra: usize) -> String {
     let mut zone = ZONE.to_string();
     for n in 0..extra {
-        let _ = writeln!(zone, "host{n} IN A 10.0.{}.{}", n / 250, n % 250);
+        let _ = writeln!(
+            zone,
+            "host{n} IN A 10.{}.{}.{}",
+            n / 62_500,
+            n / 250 % 250,
+            n % 250
+        );
     }
     zone
 }
@@ -46,7 +52,7 @@ fn primary(
          [[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\
          allow_transfer = [{allow}]\ntransfer_key = \"{KEY}\"\nnotify = [{}]\n\n{}",
         notify.join(", "),
-        service_toml(WWW, &[p.ip(), s.ip()], "tcp", port, "")
+        service_toml(WWW, &[p.ip(), s.ip()], "http", port, "")
     );
     let server =
         Server::start_with_files(&[("svc.zone", &zone(extra))], &config, "svc.example.test.");
@@ -72,7 +78,7 @@ fn dig_transfer(
         "+nocmd",
         "+nocomments",
         "+noquestion",
-        "+time=2",
+        "+time=20",
         "+tries=1",
         "-b",
         &source.to_string(),
@@ -542,4 +548,99 @@ fn knot_nsd_and_bind_follow_a_failover_a_failback_and_a_reload_by_ixfr_on_notify
         );
         assert_eq!(txt.answers.len(), 1, "{} serves the edit", secondary.what);
     }
+}
+
+#[test]
+fn transfers_of_a_large_zone_during_flapping_are_each_one_serial_and_queries_go_on() {
+    let silent = std::net::UdpSocket::bind((loopback_ip(), 0)).expect("bind");
+    let silent_addr = silent.local_addr().expect("addr");
+    let (server, primary_backend, _standby, p, s) =
+        primary("\"127.0.0.1\"", &[silent_addr], 100_000);
+    let key = format!("{KEY}:{SECRET}");
+    let inside: IpAddr = "127.0.0.1".parse().expect("ip");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The primary flaps: 503 and 200 in turn every 200 ms, so answers and serials keep moving.
+    let flapper = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut up = false;
+            for _ in 0..200 {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                primary_backend.set_status(if up { 200 } else { 503 });
+                up = !up;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let dns = server.dns;
+    let querier = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut answered = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && answered < 100_000 {
+                let a = try_query(
+                    dns,
+                    "host7.svc.example.test.",
+                    RecordType::A,
+                    Transport::Udp,
+                );
+                assert!(
+                    a.is_some_and(|a| a.answers.len() == 1),
+                    "a query went unanswered"
+                );
+                answered += 1;
+            }
+            answered
+        })
+    };
+    let mut www_by_serial = std::collections::HashMap::new();
+    let mut serials = BTreeSet::new();
+    for _ in 0..5 {
+        let (records, messages) = dig_axfr(server.dns, inside, Some(&key));
+        assert!(messages > 50, "{messages} messages");
+        assert_eq!(
+            records.first(),
+            records.last(),
+            "SOA first and last: one serial"
+        );
+        let serial = serial_in(&records[0]);
+        let soas = records.iter().filter(|r| r.contains(" SOA ")).count();
+        assert_eq!(soas, 2);
+        let www: Vec<&String> = records.iter().filter(|r| r.starts_with(WWW)).collect();
+        assert_eq!(www.len(), 1, "one address for www in one serial: {www:?}");
+        assert!(www[0].ends_with(&p.ip().to_string()) || www[0].ends_with(&s.ip().to_string()));
+        let earlier = www_by_serial.insert(serial, www[0].clone());
+        assert!(
+            earlier.is_none_or(|e| &e == www[0]),
+            "serial {serial} with two answers"
+        );
+        serials.insert(serial);
+        assert!(records.len() > 100_000);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    flapper.join().expect("flapper");
+    let answered = querier.join().expect("every query answered");
+    assert!(answered > 0);
+    assert!(
+        serials.len() > 1,
+        "the serial moved during the transfers: {serials:?}"
+    );
+
+    // A secondary that never answers NOTIFY: tried with back-off, one NOTIFY in flight at a
+    // time however often the serial moved, and its outage logged once.
+    silent
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let mut buffer = [0u8; 512];
+    let mut received = 0;
+    while silent.recv(&mut buffer).is_ok() {
+        received += 1;
+    }
+    let elapsed_tries = 1 + 2 + 4 + 8 + 16;
+    assert!(
+        (1..=5).contains(&received),
+        "{received} NOTIFYs reached the silent secondary; at most 5 tries fit in {elapsed_tries} s"
+    );
 }
