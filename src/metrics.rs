@@ -91,6 +91,9 @@ pub struct Metrics {
     pub zone_serial: Family<ZoneLabels, Gauge>,
     /// Webhook deliveries, by result (after retries).
     pub webhooks: Family<ResultLabels, Counter>,
+    /// Zone transfer requests answered, by what was sent (`AXFR`, `IXFR difference`, …) or
+    /// `refused`.
+    pub transfers: Family<ReasonLabels, Counter>,
     /// NOTIFY messages sent (every try), by zone and target.
     pub notify_sent: Family<NotifyLabels, Counter>,
     /// NOTIFYs no answer came to after every try, by zone and target.
@@ -152,6 +155,12 @@ impl Metrics {
             "webhook_deliveries",
             "Failover event webhook deliveries, after retries",
             webhooks.clone(),
+        );
+        let transfers = Family::default();
+        registry.register(
+            "zone_transfers",
+            "Zone transfer requests, by what was sent or refused",
+            transfers.clone(),
         );
         let notify_sent = Family::default();
         registry.register(
@@ -224,6 +233,7 @@ impl Metrics {
             reloads,
             zone_serial,
             webhooks,
+            transfers,
             notify_sent,
             notify_failed,
         }

@@ -324,10 +324,20 @@ async fn send_transfer(
     .ok()??;
     let (messages, rcode) = match built {
         (Outcome::Messages(messages, kind), zone) => {
+            shared
+                .metrics
+                .transfers
+                .get_or_create(&ReasonLabels { reason: kind })
+                .inc();
             info!(%peer, zone, kind, messages = messages.len(), "zone transfer to {peer} of {zone}: {kind}, {} messages", messages.len());
             (messages, ResponseCode::NoError)
         }
         (Outcome::Refused(message, why), zone) => {
+            shared
+                .metrics
+                .transfers
+                .get_or_create(&ReasonLabels { reason: "refused" })
+                .inc();
             warn!(%peer, zone, why, "refused a zone transfer of {zone} to {peer}: {why}");
             let rcode = ResponseCode::from_low(message.get(3).map_or(0, |b| b & 0x0F));
             (vec![message], rcode)

@@ -41,14 +41,22 @@ fn primary(
     allow: &str,
     notify: &[SocketAddr],
     extra: usize,
-) -> (Server, HttpBackend, HttpBackend, SocketAddr, SocketAddr) {
+) -> (
+    Server,
+    HttpBackend,
+    HttpBackend,
+    SocketAddr,
+    SocketAddr,
+    Api,
+) {
     let notify: Vec<String> = notify.iter().map(|a| format!("\"{a}\"")).collect();
     let (p, s) = (loopback_ip(), loopback_ip());
     let port = free_port(&[p, s]);
     let (p, s) = (SocketAddr::new(p, port), SocketAddr::new(s, port));
     let (primary, standby) = (HttpBackend::start(p), HttpBackend::start(s));
+    let (api_lines, api) = api_config(None);
     let config = format!(
-        "[[key]]\nname = \"{KEY}\"\nsecret = \"{SECRET}\"\n\n\
+        "[server]\n{api_lines}\n[[key]]\nname = \"{KEY}\"\nsecret = \"{SECRET}\"\n\n\
          [[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\
          allow_transfer = [{allow}]\ntransfer_key = \"{KEY}\"\nnotify = [{}]\n\n{}",
         notify.join(", "),
@@ -57,7 +65,7 @@ fn primary(
     let server =
         Server::start_with_files(&[("svc.zone", &zone(extra))], &config, "svc.example.test.");
     server.wait_for_members_up(2);
-    (server, primary, standby, p, s)
+    (server, primary, standby, p, s, Api::new(&api))
 }
 
 /// `dig AXFR` of the zone from `source`, with `key` (name:secret) if given: the records it
@@ -111,7 +119,7 @@ fn dig_transfer(
 
 #[test]
 fn axfr_needs_the_key_and_an_allowed_address_and_carries_what_queries_answer() {
-    let (server, _primary, _standby, p, _) = primary("\"127.0.0.1\"", &[], 3000);
+    let (server, _primary, _standby, p, _, api) = primary("\"127.0.0.1\"", &[], 3000);
     let inside: IpAddr = "127.0.0.1".parse().expect("ip");
     let key = format!("{KEY}:{SECRET}");
 
@@ -183,6 +191,14 @@ fn axfr_needs_the_key_and_an_allowed_address_and_carries_what_queries_answer() {
             records.len()
         );
         wait_until(why, Duration::from_secs(5), || server.log().contains(why));
+    }
+    // Counted too: the one transfer made, the three refused.
+    let (_, metrics) = api.get("/metrics");
+    for counted in [
+        "failover_dns_zone_transfers_total{reason=\"refused\"} 3",
+        "failover_dns_zone_transfers_total{reason=\"AXFR\"} 1",
+    ] {
+        assert!(metrics.contains(counted), "{counted} in\n{metrics}");
     }
 
     // Over UDP an AXFR is FORMERR: it has no UDP form (RFC 5936 §4.2).
@@ -376,7 +392,8 @@ fn knot_as_a_keyed_secondary_loads_the_zone_by_axfr_and_follows_a_failover_on_no
         "the secondary tests need Knot DNS (apt-get install -y knot)"
     );
     let knot_addr = Secondary::address();
-    let (server, primary_backend, _standby, p, s) = primary("\"127.0.0.0/8\"", &[knot_addr], 0);
+    let (server, primary_backend, _standby, p, s, _api) =
+        primary("\"127.0.0.0/8\"", &[knot_addr], 0);
     let knot = Secondary::knot(knot_addr, server.dns, "svc.example.test.");
     knot.wait("to load the zone from us", || {
         serial_and_www(knot.addr).is_some_and(|(_, www)| www == [p.ip()])
@@ -418,7 +435,7 @@ fn serial_in(line: &str) -> u32 {
 
 #[test]
 fn ixfr_sends_what_changed_since_the_clients_serial_or_the_soa_or_the_whole_zone() {
-    let (server, primary_backend, _standby, p, s) = primary("\"127.0.0.1\"", &[], 0);
+    let (server, primary_backend, _standby, p, s, _api) = primary("\"127.0.0.1\"", &[], 0);
     let inside: IpAddr = "127.0.0.1".parse().expect("ip");
     let key = format!("{KEY}:{SECRET}");
     let (before, _) = dig_axfr(server.dns, inside, Some(&key));
@@ -480,7 +497,7 @@ fn knot_nsd_and_bind_follow_a_failover_a_failback_and_a_reload_by_ixfr_on_notify
         free_port(&["127.0.0.1".parse().expect("ip")]),
     );
     let addrs = [Secondary::address(), Secondary::address(), on_localhost];
-    let (server, primary_backend, _standby, p, s) = primary("\"127.0.0.0/8\"", &addrs, 0);
+    let (server, primary_backend, _standby, p, s, api) = primary("\"127.0.0.0/8\"", &addrs, 0);
     let secondaries = [
         Secondary::knot(addrs[0], server.dns, "svc.example.test."),
         Secondary::nsd(addrs[1], server.dns, "svc.example.test."),
@@ -521,6 +538,17 @@ fn knot_nsd_and_bind_follow_a_failover_a_failback_and_a_reload_by_ixfr_on_notify
         );
     }
 
+    // Each secondary answered our NOTIFY, as /status shows.
+    let status = api.status();
+    for secondary in &secondaries {
+        let target = secondary.addr.to_string();
+        let entry = status["notify"]
+            .as_array()
+            .and_then(|targets| targets.iter().find(|t| t["target"] == target.as_str()))
+            .unwrap_or_else(|| panic!("{target} not in /status: {status}"));
+        assert_eq!(entry["result"], "answered", "{}: {entry}", secondary.what);
+    }
+
     // Back to the primary once it is up again, and they follow.
     let _primary_again = HttpBackend::start(p);
     wait_until("us to fail back", Duration::from_secs(10), || {
@@ -552,14 +580,16 @@ fn knot_nsd_and_bind_follow_a_failover_a_failback_and_a_reload_by_ixfr_on_notify
 
 #[test]
 fn transfers_of_a_large_zone_during_flapping_are_each_one_serial_and_queries_go_on() {
+    let began = std::time::Instant::now();
     let silent = std::net::UdpSocket::bind((loopback_ip(), 0)).expect("bind");
     let silent_addr = silent.local_addr().expect("addr");
-    let (server, primary_backend, _standby, p, s) =
+    let (server, primary_backend, _standby, p, s, api) =
         primary("\"127.0.0.1\"", &[silent_addr], 100_000);
     let key = format!("{KEY}:{SECRET}");
     let inside: IpAddr = "127.0.0.1".parse().expect("ip");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // The primary flaps: 503 and 200 in turn every 200 ms, so answers and serials keep moving.
+    // The primary flaps: 503 and 200 in turn every 500 ms, long enough for fall and rise (2
+    // checks 200 ms apart) to move the answer each time, so serials keep moving.
     let flapper = {
         let stop = std::sync::Arc::clone(&stop);
         std::thread::spawn(move || {
@@ -570,7 +600,7 @@ fn transfers_of_a_large_zone_during_flapping_are_each_one_serial_and_queries_go_
                 }
                 primary_backend.set_status(if up { 200 } else { 503 });
                 up = !up;
-                std::thread::sleep(Duration::from_millis(200));
+                std::thread::sleep(Duration::from_millis(500));
             }
         })
     };
@@ -597,7 +627,11 @@ fn transfers_of_a_large_zone_during_flapping_are_each_one_serial_and_queries_go_
     };
     let mut www_by_serial = std::collections::HashMap::new();
     let mut serials = BTreeSet::new();
-    for _ in 0..5 {
+    // At least five transfers, and on until three serials were transferred (at most 40).
+    for done in 0..40 {
+        if done >= 5 && serials.len() >= 3 {
+            break;
+        }
         let (records, messages) = dig_axfr(server.dns, inside, Some(&key));
         assert!(messages > 50, "{messages} messages");
         assert_eq!(
@@ -638,9 +672,18 @@ fn transfers_of_a_large_zone_during_flapping_are_each_one_serial_and_queries_go_
     while silent.recv(&mut buffer).is_ok() {
         received += 1;
     }
-    let elapsed_tries = 1 + 2 + 4 + 8 + 16;
+    // One NOTIFY (5 tries over 31 s) at a time: a new one only once the last gave up.
+    let rounds = 1 + began.elapsed().as_secs() / 31;
+    let status = api.status();
+    let silent_entry = &status["notify"][0];
+    assert_eq!(silent_entry["target"], silent_addr.to_string().as_str());
     assert!(
-        (1..=5).contains(&received),
-        "{received} NOTIFYs reached the silent secondary; at most 5 tries fit in {elapsed_tries} s"
+        silent_entry["result"] == "sending" || silent_entry["result"] == "failed",
+        "{silent_entry}"
+    );
+    assert!(
+        (1..=5 * rounds).contains(&received),
+        "{received} NOTIFYs reached the silent secondary in {:?}",
+        began.elapsed()
     );
 }
