@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::rdata::{A, AAAA};
-use hickory_proto::rr::{LowerName, Name, RData, Record};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
+use crate::dns::acl::TransferPolicy;
 use crate::dns::fast::index::Prerendered;
-use crate::dns::journal::Journal;
-use crate::dns::transfer::TransferPolicy;
+use crate::dns::journal::{Change, Journal};
 use crate::dns::tsig::Keys;
 use crate::zone::StaticZone;
 
@@ -123,6 +123,47 @@ impl ZoneSnapshot {
         }
     }
 
+    /// The zone's records in transfer order: the SOA (with the current serial), every other
+    /// RRset by name in canonical order with each service's current addresses, the SOA again.
+    pub fn records(&self) -> Vec<&Record> {
+        let zone = self;
+        let mut names: Vec<&LowerName> = zone.data.nodes.keys().collect();
+        for name in zone.services.keys() {
+            if !zone.data.nodes.contains_key(name) {
+                names.push(name);
+            }
+        }
+        names.sort_unstable();
+        let mut records = vec![&zone.soa];
+        for name in names {
+            let service = zone.services.get(name);
+            if let Some(node) = zone.data.nodes.get(name) {
+                for set in &node.rrsets {
+                    let rtype = set.record_type();
+                    let replaced =
+                        service.is_some() && matches!(rtype, RecordType::A | RecordType::AAAA);
+                    let apex_soa = rtype == RecordType::SOA && *name == zone.data.origin_key;
+                    if !replaced && !apex_soa {
+                        records.extend(set.records_without_rrsigs());
+                    }
+                }
+            }
+            if let Some(service) = service {
+                records.extend(service.a.iter().chain(&service.aaaa));
+            }
+        }
+        records.push(&zone.soa);
+        records
+    }
+
+    /// The serial of its SOA.
+    pub fn serial(&self) -> u32 {
+        match &self.soa.data {
+            RData::SOA(soa) => soa.serial,
+            _ => 0,
+        }
+    }
+
     /// The same, transferable as `transfer` says.
     pub fn with_transfer(self, transfer: Arc<TransferPolicy>) -> Self {
         Self { transfer, ..self }
@@ -130,6 +171,41 @@ impl ZoneSnapshot {
 }
 
 impl Snapshot {
+    /// Gives each zone the journal of the same zone in `previous`, with the change from the one
+    /// to the other when its serial moved: the service records removed and added; after a
+    /// reload that changed the zone file, every record removed and added, for zones of at most
+    /// [`MAX_DIFFED_RECORDS`] (a larger one starts the journal afresh, so a secondary behind it
+    /// gets the whole zone, as RFC 1995 §4 allows: diffing it would hold up the check plane).
+    pub fn carry_journal_from(&mut self, previous: &Snapshot) {
+        for zone in &mut self.zones {
+            let Some(before) = previous
+                .zones
+                .iter()
+                .find(|z| z.data.origin_key == zone.data.origin_key)
+            else {
+                continue;
+            };
+            let (from, to) = (before.serial(), zone.serial());
+            let changes = if from == to {
+                zone.journal = Arc::clone(&before.journal);
+                continue;
+            } else if Arc::ptr_eq(&before.data, &zone.data) {
+                Some(service_changes(before, zone))
+            } else {
+                record_changes(before, zone)
+            };
+            zone.journal = match changes {
+                Some((removed, added)) => Arc::new(before.journal.with(Change {
+                    from,
+                    to,
+                    removed,
+                    added,
+                })),
+                None => Arc::default(),
+            };
+        }
+    }
+
     /// The most specific zone containing `name`, if this server is authoritative for it.
     pub fn zone_for(&self, name: &LowerName) -> Option<&ZoneSnapshot> {
         self.zones
@@ -137,6 +213,73 @@ impl Snapshot {
             .filter(|zone| zone.data.origin_key.zone_of(name))
             .max_by_key(|zone| zone.data.origin_key.num_labels())
     }
+}
+
+/// Most records of a zone a reload's change is worked out for (see
+/// [`Snapshot::carry_journal_from`]).
+pub const MAX_DIFFED_RECORDS: usize = 100_000;
+
+/// The service records `before` answers and `after` does not, and the other way round.
+fn service_changes(before: &ZoneSnapshot, after: &ZoneSnapshot) -> (Vec<Record>, Vec<Record>) {
+    let names: std::collections::HashSet<_> = before
+        .services
+        .keys()
+        .chain(after.services.keys())
+        .collect();
+    let (mut removed, mut added) = (Vec::new(), Vec::new());
+    for name in names {
+        let (old, new) = (before.services.get(name), after.services.get(name));
+        if let (Some(old), Some(new)) = (old, new)
+            && Arc::ptr_eq(old, new)
+        {
+            continue;
+        }
+        let records = |s: Option<&Arc<ServiceRecords>>| -> Vec<Record> {
+            s.map(|s| s.a.iter().chain(&s.aaaa).cloned().collect())
+                .unwrap_or_default()
+        };
+        let (old, new) = (records(old), records(new));
+        removed.extend(old.iter().filter(|r| !new.contains(r)).cloned());
+        added.extend(new.iter().filter(|r| !old.contains(r)).cloned());
+    }
+    (removed, added)
+}
+
+/// Every record `before` has and `after` has not, and the other way round (SOAs aside), or
+/// None when either zone has more than [`MAX_DIFFED_RECORDS`].
+fn record_changes<'r>(
+    before: &'r ZoneSnapshot,
+    after: &'r ZoneSnapshot,
+) -> Option<(Vec<Record>, Vec<Record>)> {
+    let (old, new) = (before.records(), after.records());
+    if old.len() > MAX_DIFFED_RECORDS || new.len() > MAX_DIFFED_RECORDS {
+        return None;
+    }
+    // Records are not Hash; their name (without case), type, TTL and data are.
+    type Key<'r> = (LowerName, hickory_proto::rr::RecordType, u32, &'r RData);
+    let key =
+        |r: &'r Record| -> Key<'r> { (LowerName::new(&r.name), r.record_type(), r.ttl, &r.data) };
+    let body = |records: &[&'r Record]| -> Vec<&'r Record> {
+        records
+            .iter()
+            .copied()
+            .filter(|r| r.record_type() != hickory_proto::rr::RecordType::SOA)
+            .collect()
+    };
+    let (old, new) = (body(&old), body(&new));
+    let old_keys: std::collections::HashSet<Key<'_>> = old.iter().map(|r| key(r)).collect();
+    let new_keys: std::collections::HashSet<Key<'_>> = new.iter().map(|r| key(r)).collect();
+    let removed = old
+        .iter()
+        .filter(|r| !new_keys.contains(&key(r)))
+        .map(|r| (*r).clone())
+        .collect();
+    let added = new
+        .iter()
+        .filter(|r| !old_keys.contains(&key(r)))
+        .map(|r| (*r).clone())
+        .collect();
+    Some((removed, added))
 }
 
 /// The cell the check plane publishes into and the query path reads from.

@@ -18,8 +18,8 @@ use std::time::Duration;
 use hickory_proto::rr::{LowerName, Name};
 use serde::Deserialize;
 
+use crate::dns::acl::TransferPolicy;
 use crate::dns::fast::index::Prerendered;
-use crate::dns::transfer::TransferPolicy;
 use crate::dns::tsig::Keys;
 use crate::error::{LoadError, line_of};
 use crate::zone::StaticZone;

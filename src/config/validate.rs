@@ -24,7 +24,7 @@ use super::{
     CheckKind, CheckPlan, HttpCheck, MAX_DURATION, MIN_INTERVAL, MIN_TIMEOUT, ServerPlan,
     ServicePlan, WebhookPlan,
 };
-use crate::dns::transfer::TransferPolicy;
+use crate::dns::acl::TransferPolicy;
 use crate::dns::tsig::{self, Keys, TsigKey};
 use crate::error::{LoadError, line_of};
 use crate::zone::{self, StaticZone};

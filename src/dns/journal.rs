@@ -1,20 +1,12 @@
-//! The journal a zone's snapshot carries for IXFR (RFC 1995): the changes of its answers from
+//! The journal a zone's snapshot carries for IXFR (RFC 1995): the changes of its records from
 //! one serial to the next, the last [`MAX_CHANGES`] of them, so a secondary that is a few
-//! serials behind gets only what changed. Each new snapshot carries the journal of the one
-//! before it plus one change per zone whose serial moved; the journal is immutable once
-//! published, like the snapshot that holds it.
-//!
-//! A change of a service's answers is recorded as the A/AAAA records it removed and added. A
-//! reload that changes the zone file starts the journal afresh (a secondary behind it gets the
-//! whole zone, as RFC 1995 §4 allows): diffing a large zone would hold up the check plane that
-//! publishes.
+//! serials behind gets only what changed, condensed. Immutable once published, like the
+//! snapshot that holds it; the snapshot module decides what each new snapshot's journal holds.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-use hickory_proto::rr::{RData, Record};
-
-use crate::snapshot::{Snapshot, ZoneSnapshot};
+use hickory_proto::rr::Record;
 
 /// Most changes a zone's journal keeps.
 pub const MAX_CHANGES: usize = 1024;
@@ -84,7 +76,8 @@ impl Journal {
         (at == current).then_some(Difference { removed, added })
     }
 
-    fn with(&self, change: Change) -> Self {
+    /// This journal with `change` after its last, the oldest dropped past [`MAX_CHANGES`].
+    pub fn with(&self, change: Change) -> Self {
         let mut changes = self.changes.clone();
         if changes.len() == MAX_CHANGES {
             changes.pop_front();
@@ -94,73 +87,12 @@ impl Journal {
     }
 }
 
-/// Gives each zone of `next` the journal of the same zone in `previous`, with the change from
-/// the one to the other when its serial moved.
-pub fn carry(previous: &Snapshot, next: &mut Snapshot) {
-    for zone in &mut next.zones {
-        let Some(before) = previous
-            .zones
-            .iter()
-            .find(|z| z.data.origin_key == zone.data.origin_key)
-        else {
-            continue;
-        };
-        let (from, to) = (serial(before), serial(zone));
-        zone.journal = if from == to {
-            Arc::clone(&before.journal)
-        } else if Arc::ptr_eq(&before.data, &zone.data) {
-            let (removed, added) = answer_changes(before, zone);
-            Arc::new(before.journal.with(Change {
-                from,
-                to,
-                removed,
-                added,
-            }))
-        } else {
-            Arc::default()
-        };
-    }
-}
-
-fn serial(zone: &ZoneSnapshot) -> u32 {
-    match &zone.soa.data {
-        RData::SOA(soa) => soa.serial,
-        _ => 0,
-    }
-}
-
-/// The service records `before` answers and `after` does not, and the other way round.
-fn answer_changes(before: &ZoneSnapshot, after: &ZoneSnapshot) -> (Vec<Record>, Vec<Record>) {
-    let names: HashSet<_> = before
-        .services
-        .keys()
-        .chain(after.services.keys())
-        .collect();
-    let (mut removed, mut added) = (Vec::new(), Vec::new());
-    for name in names {
-        let (old, new) = (before.services.get(name), after.services.get(name));
-        if let (Some(old), Some(new)) = (old, new)
-            && Arc::ptr_eq(old, new)
-        {
-            continue;
-        }
-        let records = |s: Option<&Arc<crate::snapshot::ServiceRecords>>| -> Vec<Record> {
-            s.map(|s| s.a.iter().chain(&s.aaaa).cloned().collect())
-                .unwrap_or_default()
-        };
-        let (old, new) = (records(old), records(new));
-        removed.extend(old.iter().filter(|r| !new.contains(r)).cloned());
-        added.extend(new.iter().filter(|r| !old.contains(r)).cloned());
-    }
-    (removed, added)
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
 
-    use hickory_proto::rr::Name;
     use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{Name, RData};
 
     use super::*;
 

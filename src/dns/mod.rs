@@ -10,6 +10,7 @@ use tracing::info;
 use crate::metrics::Metrics;
 use crate::snapshot::SnapshotCell;
 
+pub mod acl;
 pub mod answer;
 pub mod cache;
 pub mod compose;

@@ -9,12 +9,11 @@
 //! comes back over TCP (§2).
 //! This module decides and writes; the TCP loop sends, and [`super::tsig`] signs.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{LowerName, RData, Record, RecordType};
-use ipnet::IpNet;
+use hickory_proto::rr::{LowerName, RData, Record};
 
 use super::compose::{Composer, HEADER};
 use super::tsig::{self, Checked, Keys, Signer};
@@ -29,27 +28,6 @@ pub const TSIG_ROOM: usize = 255 + 10 + 14 + 16 + 64 + 6;
 /// AXFR's and IXFR's type codes.
 const AXFR: u16 = 252;
 const IXFR: u16 = 251;
-
-/// Who may transfer one zone.
-#[derive(Debug, Default, Clone)]
-pub struct TransferPolicy {
-    /// Addresses and prefixes transfers may come from; empty: nobody.
-    pub allow: Vec<IpNet>,
-    /// The key every transfer request must be signed with, if any.
-    pub key: Option<LowerName>,
-    /// Where NOTIFY is sent on every new serial.
-    pub notify: Vec<SocketAddr>,
-}
-
-impl TransferPolicy {
-    fn allows(&self, source: IpAddr) -> bool {
-        let source = match source {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(source, IpAddr::V4),
-            v4 => v4,
-        };
-        self.allow.iter().any(|net| net.contains(&source))
-    }
-}
 
 /// A transfer request, as the TCP loop or the UDP path sees it: its ID, flags, question and
 /// type.
@@ -199,7 +177,7 @@ pub fn respond(
     } else if asked.qtype == IXFR {
         ixfr(zone, asked, request)
     } else {
-        (pack(&zone_records(zone), asked), "AXFR")
+        (pack(&zone.records(), asked), "AXFR")
     };
     if let Some(signer) = &mut signer {
         for message in &mut messages {
@@ -241,38 +219,6 @@ fn one_message(asked: &Asked<'_>, rcode: ResponseCode, records: &[&Record]) -> V
     message.finish()
 }
 
-/// The records of `zone` in transfer order: the SOA (with the current serial), every other
-/// RRset by name in canonical order with each service's current addresses, the SOA again.
-pub fn zone_records(zone: &ZoneSnapshot) -> Vec<&Record> {
-    let mut names: Vec<&LowerName> = zone.data.nodes.keys().collect();
-    for name in zone.services.keys() {
-        if !zone.data.nodes.contains_key(name) {
-            names.push(name);
-        }
-    }
-    names.sort_unstable();
-    let mut records = vec![&zone.soa];
-    for name in names {
-        let service = zone.services.get(name);
-        if let Some(node) = zone.data.nodes.get(name) {
-            for set in &node.rrsets {
-                let rtype = set.record_type();
-                let replaced =
-                    service.is_some() && matches!(rtype, RecordType::A | RecordType::AAAA);
-                let apex_soa = rtype == RecordType::SOA && *name == zone.data.origin_key;
-                if !replaced && !apex_soa {
-                    records.extend(set.records_without_rrsigs());
-                }
-            }
-        }
-        if let Some(service) = service {
-            records.extend(service.a.iter().chain(&service.aaaa));
-        }
-    }
-    records.push(&zone.soa);
-    records
-}
-
 /// The IXFR of `zone` for the client serial the request's authority section gives (RFC 1995
 /// §4): the current SOA alone when the client is up to date or ahead; the condensed difference
 /// (current SOA, the client's SOA, what to remove, the current SOA, what to add, the current
@@ -282,7 +228,7 @@ fn ixfr(zone: &ZoneSnapshot, asked: &Asked<'_>, request: &[u8]) -> (Vec<Vec<u8>>
         RData::SOA(soa) => soa.serial,
         _ => 0,
     };
-    let whole = || (pack(&zone_records(zone), asked), "IXFR whole zone");
+    let whole = || (pack(&zone.records(), asked), "IXFR whole zone");
     let Some(client) = client_serial(request) else {
         return whole();
     };

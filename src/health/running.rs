@@ -77,7 +77,7 @@ impl Running {
 
     pub(super) fn publish(&mut self) {
         let mut snapshot = self.monitor.snapshot();
-        crate::dns::journal::carry(&self.cell.load(), &mut snapshot);
+        snapshot.carry_journal_from(&self.cell.load());
         self.cell.store(Arc::new(snapshot));
         if let Some(publishes) = &self.monitor.publishes {
             publishes.send_modify(|count| *count = count.wrapping_add(1));

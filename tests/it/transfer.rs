@@ -567,6 +567,20 @@ fn knot_nsd_and_bind_follow_a_failover_a_failback_and_a_reload_by_ixfr_on_notify
         || serial_and_www(server.dns).is_some_and(|(serial, _)| serial != before),
     );
     follows(p.ip());
+    // The failover, the failback and the reload: each pulled as an IXFR difference.
+    for secondary in &secondaries {
+        let line = format!("zone transfer to {}:", secondary.source);
+        let differences = server
+            .log()
+            .lines()
+            .filter(|l| l.contains(&line) && l.contains("IXFR difference"))
+            .count();
+        assert!(
+            differences >= 3,
+            "{}: {differences} IXFR differences",
+            secondary.what
+        );
+    }
     for secondary in &secondaries {
         let txt = query(
             secondary.addr,
