@@ -326,3 +326,54 @@ fn a_classless_reverse_origin_and_a_zone_file_with_non_utf8_octets_load() {
     };
     assert_eq!(&*txt.txt_data[0], b"raw\xe9octet");
 }
+
+#[test]
+fn keys_and_transfer_settings_are_checked_with_the_line_to_blame() {
+    let zone = |extra: &str| {
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:5300\"]\n\n[[key]]\nname = \"xfr.example.test.\"\nsecret = \"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=\"\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"z.zone\"\n{extra}"
+        )
+    };
+    let (_dir, path) = write_config(&zone(
+        "allow_transfer = [\"192.0.2.53\", \"2001:db8::/64\"]\ntransfer_key = \"XFR.example.test\"\nnotify = [\"192.0.2.53\", \"[2001:db8::53]:5353\"]\n",
+    ));
+    let plan = load(&path).expect("loads");
+    let transfer = &plan.transfers[0];
+    assert_eq!(transfer.allow.len(), 2);
+    assert!(transfer.allows("192.0.2.53".parse().expect("ip")));
+    assert!(!transfer.allows("192.0.2.54".parse().expect("ip")));
+    assert_eq!(transfer.notify[0].port(), 53);
+    assert_eq!(transfer.notify[1].port(), 5353);
+    assert!(transfer.key.is_some());
+
+    for (extra, line, says) in [
+        ("transfer_key = \"other.\"\n", 11, "is not defined"),
+        (
+            "allow_transfer = [\"192.0.2.0/33\"]\n",
+            11,
+            "not an address or prefix",
+        ),
+        ("notify = [\"ns1.example.net\"]\n", 11, "not an address"),
+    ] {
+        let err = error_for(&zone(extra));
+        assert_eq!(err.line, Some(line), "{err}");
+        assert!(err.message.contains(says), "{err}");
+    }
+    let bad_secret = zone("").replace(
+        "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=",
+        "not base64!",
+    );
+    let err = error_for(&bad_secret);
+    assert_eq!(err.line, Some(6), "{err}");
+    assert!(err.message.contains("not base64"), "{err}");
+    let bad_algorithm = zone("").replace("[[key]]\n", "[[key]]\nalgorithm = \"hmac-md5\"\n");
+    let err = error_for(&bad_algorithm);
+    assert_eq!(err.line, Some(5), "{err}");
+    assert!(err.message.contains("unknown TSIG algorithm"), "{err}");
+    let twice = zone("").replace(
+        "\n[[zone]]",
+        "\n[[key]]\nname = \"xfr.example.test.\"\nsecret = \"AAAA\"\n\n[[zone]]",
+    );
+    let err = error_for(&twice);
+    assert!(err.message.contains("defined twice"), "{err}");
+}
