@@ -95,6 +95,7 @@ pub async fn run(plan: Plan, mut inherited: dns::socket::Inherited) -> Result<()
             idle_timeout: plan.server.tcp_idle_timeout,
             io_timeout: plan.server.tcp_io_timeout,
             max_clients: budget.tcp_clients,
+            transfers_out: plan.server.transfers_out,
         },
         dns::rrl::RateLimiter::new(plan.server.rate_limit, plan.server.rate_limit_slip),
         Arc::clone(&cell),

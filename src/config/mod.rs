@@ -71,6 +71,8 @@ pub struct ServerPlan {
     pub rate_limit: u32,
     /// Every Nth limited response is sent truncated instead of dropped; 0 drops them all.
     pub rate_limit_slip: u32,
+    /// Most zone transfers sent at once (BIND's `transfers-out`).
+    pub transfers_out: usize,
     /// Answer to CHAOS TXT `id.server.`/`hostname.bind.`, so an operator can tell which
     /// anycast or redundant node answered; empty means refused.
     pub identity: String,

@@ -90,6 +90,8 @@ pub(super) struct RawServer {
     pub(super) rate_limit: Spanned<u32>,
     #[serde(default = "default_rate_limit_slip")]
     pub(super) rate_limit_slip: Spanned<u32>,
+    #[serde(default = "default_transfers_out")]
+    pub(super) transfers_out: Spanned<u32>,
     #[serde(default)]
     pub(super) identity: Option<Spanned<String>>,
     #[serde(default)]
@@ -121,6 +123,9 @@ pub(super) fn default_http_timeout() -> Spanned<Duration> {
 }
 pub(super) fn default_rate_limit() -> Spanned<u32> {
     Spanned::new(0..0, 200)
+}
+pub(super) fn default_transfers_out() -> Spanned<u32> {
+    Spanned::new(0..0, 10)
 }
 pub(super) fn default_rate_limit_slip() -> Spanned<u32> {
     Spanned::new(0..0, 2)

@@ -226,6 +226,7 @@ impl Validator<'_> {
         let http_max_clients = count(&raw.http_max_clients, "http_max_clients", 1..=10_000)?;
         let rate_limit = count(&raw.rate_limit, "rate_limit", 0..=10_000_000)?;
         let rate_limit_slip = count(&raw.rate_limit_slip, "rate_limit_slip", 0..=10)?;
+        let transfers_out = count(&raw.transfers_out, "transfers_out", 1..=1000)?;
         let mut http_hosts = Vec::new();
         for host in raw.http_hosts {
             let name = host.get_ref().trim_end_matches('.').to_ascii_lowercase();
@@ -254,6 +255,7 @@ impl Validator<'_> {
             http_hosts,
             rate_limit,
             rate_limit_slip,
+            transfers_out: transfers_out as usize,
             identity,
             version,
             http,

@@ -266,17 +266,28 @@ fn udp_transfer(
             qtype,
         });
     }
-    let (bytes, rcode) =
-        match transfer::respond(snapshot, &snapshot.keys, bytes, asked, source.ip(), true) {
-            transfer::Outcome::Messages(mut messages, _) => {
-                (messages.swap_remove(0), ResponseCode::NoError)
-            }
-            transfer::Outcome::Refused(message, why) => {
-                tracing::info!(%source, why, "refused a zone transfer over UDP");
-                let rcode = ResponseCode::from_low(message.get(3).map_or(0, |b| b & 0x0F));
-                (message, rcode)
-            }
-        };
+    let mut sent = None;
+    let mut sink = |message: Vec<u8>| {
+        sent = Some(message);
+        true
+    };
+    let outcome = transfer::respond(
+        snapshot,
+        &snapshot.keys,
+        bytes,
+        asked,
+        source.ip(),
+        true,
+        &mut sink,
+    );
+    let (bytes, rcode) = match outcome {
+        transfer::Outcome::Sent(_) => (sent?, ResponseCode::NoError),
+        transfer::Outcome::Refused(message, why) => {
+            tracing::info!(%source, why, "refused a zone transfer over UDP");
+            let rcode = ResponseCode::from_low(message.get(3).map_or(0, |b| b & 0x0F));
+            (message, rcode)
+        }
+    };
     Some(Answered {
         bytes,
         rcode,

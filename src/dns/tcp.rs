@@ -39,6 +39,9 @@ use crate::metrics::count_query;
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::snapshot::SnapshotCell;
 
+/// Messages of a zone transfer made ahead of the client (about 16 KiB each).
+const TRANSFER_QUEUE: usize = 4;
+
 /// Bounds on what a shutdown still serves, so that clients that keep connecting or sending
 /// cannot hold it up: connections taken from the backlog (Linux's default `somaxconn`), and
 /// reads per connection (each up to a buffer's worth of messages).
@@ -60,6 +63,8 @@ pub struct Limits {
     pub io_timeout: Duration,
     /// Most connections open at once.
     pub max_clients: usize,
+    /// Most zone transfers running at once.
+    pub transfers_out: usize,
 }
 
 /// What every connection needs.
@@ -68,6 +73,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     limits: Limits,
     open: Arc<Connections>,
+    /// Permits for the zone transfers running (`transfers_out`).
+    transfers: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -106,6 +113,7 @@ impl Tcp {
             metrics,
             limits,
             open: Connections::new(limits.max_clients),
+            transfers: Arc::new(tokio::sync::Semaphore::new(limits.transfers_out)),
         });
         let mut tasks = JoinSet::new();
         for listener in listeners {
@@ -298,18 +306,38 @@ async fn serve(
     }
 }
 
-/// Answers the zone transfer request `request` on `stream`: builds its messages from the
-/// current snapshot off the async threads (a large zone takes a while), then writes them, each
-/// within the I/O timeout. The response code sent, or None when the connection must close.
+/// Answers the zone transfer request `request` on `stream`. The messages are made from the
+/// current snapshot off the async threads and handed over a channel of [`TRANSFER_QUEUE`]
+/// messages, so a slow client holds up its own transfer, never another, and a large zone is
+/// never held whole; each is written within the I/O timeout. At most `transfers_out` run at
+/// once (BIND's setting of that name): beyond, REFUSED. The response code sent, or None when
+/// the connection must close.
 async fn send_transfer(
     stream: &mut TcpStream,
     request: Vec<u8>,
     peer: SocketAddr,
     shared: &Shared,
 ) -> Option<ResponseCode> {
+    let asked = transfer::asked(&request)?;
+    let zone = asked.zone().to_string();
+    let Ok(permit) = Arc::clone(&shared.transfers).try_acquire_owned() else {
+        shared
+            .metrics
+            .transfers
+            .get_or_create(&ReasonLabels { reason: "busy" })
+            .inc();
+        warn!(%peer, zone, "refused a zone transfer of {zone} to {peer}: transfers_out are running already");
+        let refused = transfer::busy(&asked);
+        return write_message(stream, &refused, peer, shared)
+            .await
+            .then_some(ResponseCode::Refused);
+    };
     let snapshot = shared.cell.load_full();
-    let built = tokio::task::spawn_blocking(move || {
+    let (sender, mut messages) = tokio::sync::mpsc::channel::<Vec<u8>>(TRANSFER_QUEUE);
+    let maker = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let asked = transfer::asked(&request)?;
+        let mut sink = |message: Vec<u8>| sender.blocking_send(message).is_ok();
         let outcome = transfer::respond(
             &snapshot,
             &snapshot.keys,
@@ -317,22 +345,36 @@ async fn send_transfer(
             &asked,
             peer.ip(),
             false,
+            &mut sink,
         );
-        Some((outcome, asked.zone().to_string()))
-    })
-    .await
-    .ok()??;
-    let (messages, rcode) = match built {
-        (Outcome::Messages(messages, kind), zone) => {
+        Some(outcome)
+    });
+    let mut count = 0usize;
+    let mut written = true;
+    while let Some(message) = messages.recv().await {
+        count += 1;
+        if !write_message(stream, &message, peer, shared).await {
+            written = false;
+            break;
+        }
+    }
+    // Dropping the receiver stops the maker at its next message, if it is still making them.
+    drop(messages);
+    let outcome = maker.await.ok()??;
+    if !written {
+        return None;
+    }
+    match outcome {
+        Outcome::Sent(kind) => {
             shared
                 .metrics
                 .transfers
                 .get_or_create(&ReasonLabels { reason: kind })
                 .inc();
-            info!(%peer, zone, kind, messages = messages.len(), "zone transfer to {peer} of {zone}: {kind}, {} messages", messages.len());
-            (messages, ResponseCode::NoError)
+            info!(%peer, zone, kind, messages = count, "zone transfer to {peer} of {zone}: {kind}, {count} messages");
+            Some(ResponseCode::NoError)
         }
-        (Outcome::Refused(message, why), zone) => {
+        Outcome::Refused(message, why) => {
             shared
                 .metrics
                 .transfers
@@ -340,27 +382,37 @@ async fn send_transfer(
                 .inc();
             warn!(%peer, zone, why, "refused a zone transfer of {zone} to {peer}: {why}");
             let rcode = ResponseCode::from_low(message.get(3).map_or(0, |b| b & 0x0F));
-            (vec![message], rcode)
-        }
-    };
-    for message in messages {
-        let length = u16::try_from(message.len()).ok()?;
-        let mut framed = Vec::with_capacity(2 + message.len());
-        framed.extend_from_slice(&length.to_be_bytes());
-        framed.extend_from_slice(&message);
-        match timeout(shared.limits.io_timeout, stream.write_all(&framed)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                debug!(%peer, %error, "cannot send a zone transfer message");
-                return None;
-            }
-            Err(_) => {
-                debug!(%peer, "TCP client does not read the zone transfer");
-                return None;
-            }
+            write_message(stream, &message, peer, shared)
+                .await
+                .then_some(rcode)
         }
     }
-    Some(rcode)
+}
+
+/// Writes one DNS message with its length within the I/O timeout; false when it could not be.
+async fn write_message(
+    stream: &mut TcpStream,
+    message: &[u8],
+    peer: SocketAddr,
+    shared: &Shared,
+) -> bool {
+    let Ok(length) = u16::try_from(message.len()) else {
+        return false;
+    };
+    let mut framed = Vec::with_capacity(2 + message.len());
+    framed.extend_from_slice(&length.to_be_bytes());
+    framed.extend_from_slice(message);
+    match timeout(shared.limits.io_timeout, stream.write_all(&framed)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            debug!(%peer, %error, "cannot send a TCP response");
+            false
+        }
+        Err(_) => {
+            debug!(%peer, "TCP client does not read its responses");
+            false
+        }
+    }
 }
 
 /// Resolves once the stop is sent (or `Tcp` is gone).

@@ -100,17 +100,22 @@ impl Asked<'_> {
     }
 }
 
-/// What a transfer request gets.
+/// What a transfer request got.
 pub enum Outcome {
-    /// The messages of the transfer, in order, and what they hold: `AXFR`, `IXFR difference`,
-    /// `IXFR whole zone` or `IXFR up to date`.
-    Messages(Vec<Vec<u8>>, &'static str),
-    /// One response: a refusal or an error.
+    /// Its messages went to the sink; what they held: `AXFR`, `IXFR difference`, `IXFR whole
+    /// zone`, `IXFR up to date` or `IXFR over UDP: the SOA`.
+    Sent(&'static str),
+    /// One response, a refusal or an error, and why.
     Refused(Vec<u8>, &'static str),
 }
 
-/// The response to the transfer request `asked` (whose bytes are `request`) from `source`,
-/// from `snapshot`; `udp` when it came over UDP.
+/// Where a transfer's messages go, one by one as they are made; false: stop (the client is
+/// gone), the rest is not made.
+pub type Sink<'a> = dyn FnMut(Vec<u8>) -> bool + 'a;
+
+/// Answers the transfer request `asked` (whose bytes are `request`) from `source`, from
+/// `snapshot`, each message to `sink` as it is made (so a large zone is never held whole);
+/// `udp` when it came over UDP.
 pub fn respond(
     snapshot: &Snapshot,
     keys: &Keys,
@@ -118,6 +123,7 @@ pub fn respond(
     asked: &Asked<'_>,
     source: IpAddr,
     udp: bool,
+    sink: &mut Sink<'_>,
 ) -> Outcome {
     let now = tsig::now();
     let checked = tsig::check(request, keys, now);
@@ -168,23 +174,28 @@ pub fn respond(
         Some(Checked::Valid { key, mac }) => Some(Signer::new(key, mac, now)),
         _ => None,
     };
-    let (mut messages, kind) = if udp {
-        // Only an IXFR comes this far over UDP (an AXFR over UDP is FORMERR before).
-        (
-            vec![one_message(asked, ResponseCode::NoError, &[&zone.soa])],
-            "IXFR over UDP: the SOA",
-        )
-    } else if asked.qtype == IXFR {
-        ixfr(zone, asked, request)
-    } else {
-        (pack(&zone.records(), asked), "AXFR")
-    };
-    if let Some(signer) = &mut signer {
-        for message in &mut messages {
-            signer.sign(message, asked.id);
+    let mut signed = |mut message: Vec<u8>| {
+        if let Some(signer) = &mut signer {
+            signer.sign(&mut message, asked.id);
         }
-    }
-    Outcome::Messages(messages, kind)
+        sink(message)
+    };
+    let kind = if udp {
+        // Only an IXFR comes this far over UDP (an AXFR over UDP is FORMERR before).
+        signed(one_message(asked, ResponseCode::NoError, &[&zone.soa]));
+        "IXFR over UDP: the SOA"
+    } else if asked.qtype == IXFR {
+        ixfr(zone, asked, request, &mut signed)
+    } else {
+        pack(&zone.records(), asked, &mut signed);
+        "AXFR"
+    };
+    Outcome::Sent(kind)
+}
+
+/// REFUSED for a transfer the server has no room for now (`transfers_out` are running).
+pub fn busy(asked: &Asked<'_>) -> Vec<u8> {
+    one_message(asked, ResponseCode::Refused, &[])
 }
 
 /// Whether `asked` over UDP is an AXFR, which has no UDP form (RFC 5936 §4.2).
@@ -223,22 +234,26 @@ fn one_message(asked: &Asked<'_>, rcode: ResponseCode, records: &[&Record]) -> V
 /// §4): the current SOA alone when the client is up to date or ahead; the condensed difference
 /// (current SOA, the client's SOA, what to remove, the current SOA, what to add, the current
 /// SOA) when the journal reaches back to its serial; else the whole zone in AXFR form.
-fn ixfr(zone: &ZoneSnapshot, asked: &Asked<'_>, request: &[u8]) -> (Vec<Vec<u8>>, &'static str) {
-    let current = match &zone.soa.data {
-        RData::SOA(soa) => soa.serial,
-        _ => 0,
-    };
-    let whole = || (pack(&zone.records(), asked), "IXFR whole zone");
-    let Some(client) = client_serial(request) else {
-        return whole();
-    };
+fn ixfr(
+    zone: &ZoneSnapshot,
+    asked: &Asked<'_>,
+    request: &[u8],
+    sink: &mut Sink<'_>,
+) -> &'static str {
+    let current = zone.serial();
+    let client = client_serial(request);
     // RFC 1982: the client is up to date, or ahead of us (a restore, say): nothing to send.
-    if client == current || serial_ahead(client, current) {
-        let soa = vec![one_message(asked, ResponseCode::NoError, &[&zone.soa])];
-        return (soa, "IXFR up to date");
+    if let Some(client) = client
+        && (client == current || serial_ahead(client, current))
+    {
+        sink(one_message(asked, ResponseCode::NoError, &[&zone.soa]));
+        return "IXFR up to date";
     }
-    let Some(difference) = zone.journal.since(client, current) else {
-        return whole();
+    let Some((client, difference)) =
+        client.and_then(|client| Some((client, zone.journal.since(client, current)?)))
+    else {
+        pack(&zone.records(), asked, sink);
+        return "IXFR whole zone";
     };
     let mut old_soa = zone.soa.clone();
     if let RData::SOA(soa) = &mut old_soa.data {
@@ -249,7 +264,8 @@ fn ixfr(zone: &ZoneSnapshot, asked: &Asked<'_>, request: &[u8]) -> (Vec<Vec<u8>>
     records.push(&zone.soa);
     records.extend(&difference.added);
     records.push(&zone.soa);
-    (pack(&records, asked), "IXFR difference")
+    pack(&records, asked, sink);
+    "IXFR difference"
 }
 
 /// Whether serial `a` is ahead of `b` in RFC 1982 arithmetic.
@@ -267,8 +283,8 @@ fn client_serial(request: &[u8]) -> Option<u32> {
 }
 
 /// `records` as the messages of a transfer, as many to a message as fit (the question in the
-/// first).
-fn pack(records: &[&Record], asked: &Asked<'_>) -> Vec<Vec<u8>> {
+/// first), each handed to `sink` as soon as it is full; stops when the sink says so.
+fn pack(records: &[&Record], asked: &Asked<'_>, sink: &mut Sink<'_>) {
     let start = |first: bool, limit: usize| {
         let mut message = Composer::new(header(asked, ResponseCode::NoError), limit, TSIG_ROOM);
         if first {
@@ -276,7 +292,7 @@ fn pack(records: &[&Record], asked: &Asked<'_>) -> Vec<Vec<u8>> {
         }
         message
     };
-    let mut messages = Vec::new();
+    let mut first = true;
     let mut current = start(true, MESSAGE_LIMIT);
     let mut holds_records = false;
     for &record in records {
@@ -284,23 +300,29 @@ fn pack(records: &[&Record], asked: &Asked<'_>) -> Vec<Vec<u8>> {
             holds_records = true;
             continue;
         }
-        let first = messages.is_empty();
         if holds_records {
-            messages.push(std::mem::replace(&mut current, start(false, MESSAGE_LIMIT)).finish());
+            let full = std::mem::replace(&mut current, start(false, MESSAGE_LIMIT));
+            if !sink(full.finish()) {
+                return;
+            }
+            first = false;
             if current.record(ANSWER, record).is_ok() {
+                holds_records = true;
                 continue;
             }
         }
         // Too big for a message of MESSAGE_LIMIT: alone in one of up to 64 KiB (loading the
         // zone made sure every RRset fits one).
-        let mut big = start(first && !holds_records, usize::from(u16::MAX));
+        let mut big = start(first, usize::from(u16::MAX));
         let _ = big.record(ANSWER, record);
-        messages.push(big.finish());
+        if !sink(big.finish()) {
+            return;
+        }
+        first = false;
         current = start(false, MESSAGE_LIMIT);
         holds_records = false;
     }
     if holds_records {
-        messages.push(current.finish());
+        sink(current.finish());
     }
-    messages
 }

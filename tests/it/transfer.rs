@@ -701,3 +701,45 @@ fn transfers_of_a_large_zone_during_flapping_are_each_one_serial_and_queries_go_
         began.elapsed()
     );
 }
+
+#[test]
+fn beyond_transfers_out_a_transfer_is_refused_until_one_ends() {
+    let config = "[server]\ntransfers_out = 1\ntcp_io_timeout = \"1s\"\n\n\
+                  [[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\
+                  allow_transfer = [\"127.0.0.1\"]\n";
+    let server =
+        Server::start_with_files(&[("svc.zone", &zone(100_000))], config, "svc.example.test.");
+    // A client that asks for the zone and reads nothing, through a small receive window: its
+    // transfer stalls, holding the one permit until tcp_io_timeout cuts it.
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    socket.connect(&server.dns.into()).expect("connect");
+    let mut stalled: std::net::TcpStream = socket.into();
+    let request = request("svc.example.test.", RecordType::AXFR)
+        .to_vec()
+        .expect("encodes");
+    let mut framed = (request.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&request);
+    std::io::Write::write_all(&mut stalled, &framed).expect("send");
+
+    let inside: IpAddr = "127.0.0.1".parse().expect("ip");
+    wait_until(
+        "a second transfer to be refused",
+        Duration::from_secs(10),
+        || {
+            let (records, _) = dig_axfr(server.dns, inside, None);
+            records.is_empty() && server.log().contains("transfers_out are running already")
+        },
+    );
+    // Once the stalled one is cut, the next transfer goes through.
+    wait_until(
+        "a transfer to go through again",
+        Duration::from_secs(20),
+        || dig_axfr(server.dns, inside, None).0.len() > 100_000,
+    );
+    drop(stalled);
+}
