@@ -29,6 +29,7 @@ pub mod policy;
 pub mod reload;
 pub mod snapshot;
 pub mod status;
+pub mod watch;
 pub mod zone;
 
 use std::sync::Arc;
@@ -78,6 +79,8 @@ pub async fn run(plan: Plan, mut inherited: dns::socket::Inherited) -> Result<()
     }
     let (publishes, published) = tokio::sync::watch::channel(0u64);
     monitor.announce_publishes(publishes);
+    let hub = Arc::new(watch::Hub::default());
+    monitor.watch_with(Arc::clone(&hub));
     let cell = Arc::new(ArcSwap::from_pointee(monitor.snapshot()));
     let notify_status = Arc::new(dns::secondaries::NotifyStatus::default());
     dns::secondaries::start(
@@ -103,7 +106,7 @@ pub async fn run(plan: Plan, mut inherited: dns::socket::Inherited) -> Result<()
     )
     .await
     .map_err(StartError::Dns)?;
-    let (control, checks) = monitor.start(cell);
+    let (control, checks) = monitor.start(Arc::clone(&cell));
     let reloader = Reloader::new(
         plan.path.clone(),
         plan.server.clone(),
@@ -123,6 +126,8 @@ pub async fn run(plan: Plan, mut inherited: dns::socket::Inherited) -> Result<()
                     hosts: plan.server.http_hosts.clone().into(),
                     state_file: plan.server.state_file.clone(),
                     notify: notify_status,
+                    watch: hub,
+                    cell: Arc::clone(&cell),
                 },
                 api::Limits {
                     max_clients: budget.http_clients,

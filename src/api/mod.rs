@@ -32,6 +32,8 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use tracing::{debug, info};
 
+mod watch;
+
 use crate::connections::{Admitted, Connections, after_failed_accept};
 use crate::health::{AdminError, Control};
 use crate::metrics::Metrics;
@@ -55,6 +57,10 @@ pub struct ApiState {
     pub state_file: std::path::PathBuf,
     /// What each NOTIFY target last did.
     pub notify: Arc<crate::dns::secondaries::NotifyStatus>,
+    /// Answer changes, for `/watch`.
+    pub watch: Arc<crate::watch::Hub>,
+    /// The published snapshot, for `/watch`'s first event.
+    pub cell: crate::snapshot::SnapshotCell,
 }
 
 /// How many connections the API serves at once and how long it waits for a request.
@@ -127,6 +133,7 @@ fn router(state: ApiState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
+        .route("/watch", get(watch::watch))
         .merge(protected)
         .layer(middleware::from_fn_with_state(state.clone(), same_origin))
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -91,6 +91,8 @@ pub struct Monitor {
     pub(super) generation: u64,
     /// Counts the snapshots published, for whoever follows them (NOTIFY).
     pub(super) publishes: Option<tokio::sync::watch::Sender<u64>>,
+    /// Where answer changes go for `/watch`.
+    pub(super) watch: Option<Arc<crate::watch::Hub>>,
 }
 
 impl Monitor {
@@ -118,6 +120,7 @@ impl Monitor {
             damaged: None,
             generation: 0,
             publishes: None,
+            watch: None,
             plan,
         };
         for saved in saved {
@@ -135,6 +138,11 @@ impl Monitor {
         let plan = monitor.plan.clone();
         monitor.install(plan, &mut HashMap::new());
         monitor
+    }
+
+    /// Publishes every answer change from now on to `hub`, for `/watch`.
+    pub fn watch_with(&mut self, hub: Arc<crate::watch::Hub>) {
+        self.watch = Some(hub);
     }
 
     /// Counts each snapshot published from now on in `publishes`.

@@ -41,9 +41,9 @@ impl Monitor {
                 continue;
             }
             log_answer_change(service, family, old, new, reason);
-            let Some(events) = events else {
+            if events.is_none() && self.watch.is_none() {
                 continue;
-            };
+            }
             let event = AnswerChange {
                 event: "answer_changed",
                 service: service.name.to_string(),
@@ -55,7 +55,12 @@ impl Monitor {
                 serial,
                 at: rfc3339(SystemTime::now()),
             };
-            if events.try_send((Arc::clone(&hooks), event)).is_err() {
+            if let Some(watch) = &self.watch {
+                watch.publish(event.clone());
+            }
+            if let Some(events) = events
+                && events.try_send((Arc::clone(&hooks), event)).is_err()
+            {
                 warn!(service = %service.name, "webhook queue full; a failover event was not sent");
             }
         }

@@ -13,3 +13,4 @@ mod hardening;
 mod knot;
 mod request_path;
 mod transfer;
+mod watch;
