@@ -45,6 +45,19 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Print each service's answers, then every change as it happens (from `GET /watch`);
+    /// with --exec, run a command on each change.
+    Watch {
+        /// Services to watch (default: all).
+        services: Vec<String>,
+        /// Run this on each change (split on spaces, no shell), with FAILOVER_DNS_SERVICE,
+        /// FAILOVER_DNS_FAMILY, FAILOVER_DNS_FROM, FAILOVER_DNS_TO, FAILOVER_DNS_SERIAL and
+        /// FAILOVER_DNS_REASON set.
+        #[arg(long)]
+        exec: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Let the checks decide about a member again.
     Undrain {
         /// Service name.
@@ -78,8 +91,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let command = cli.command.unwrap_or(Command::Run);
-    if let Command::Status { api } | Command::Drain { api, .. } | Command::Undrain { api, .. } =
-        &command
+    if let Command::Status { api }
+    | Command::Drain { api, .. }
+    | Command::Undrain { api, .. }
+    | Command::Watch { api, .. } = &command
     {
         return exit_code(runtime().and_then(|rt| rt.block_on(client(&command, api, &cli.config))));
     }
@@ -168,6 +183,9 @@ async fn client(command: &Command, args: &ApiArgs, config: &Path) -> anyhow::Res
                 client::set_admin(&api, token.as_deref(), service, *member, "auto").await?;
             println!("{member} of {service} follows its checks again");
             warn_unsaved(warning);
+        }
+        Command::Watch { services, exec, .. } => {
+            cli::watch::watch(&api, services, exec.as_deref()).await?;
         }
         Command::Run | Command::Check => {}
     }

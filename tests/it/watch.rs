@@ -96,6 +96,43 @@ fn watch_streams_a_snapshot_then_each_change_and_resumes_from_last_event_id() {
     let server = Server::start_with_files(&[("svc.zone", ZONE)], &config, "svc.example.test.");
     server.wait_for_members_up(2);
 
+    // The command line's watch, running a script on each change.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (script, out, printed) = (
+        dir.path().join("on-change.sh"),
+        dir.path().join("changes"),
+        dir.path().join("printed"),
+    );
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$FAILOVER_DNS_SERVICE $FAILOVER_DNS_FAMILY $FAILOVER_DNS_FROM $FAILOVER_DNS_TO\" >> {}\n",
+            out.display()
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_failover-dns"))
+        .args([
+            "watch",
+            WWW,
+            "--api",
+            &base,
+            "--exec",
+            script.to_str().expect("utf-8"),
+        ])
+        .stdout(std::fs::File::create(&printed).expect("stdout file"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start failover-dns watch");
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).unwrap_or_default();
+    wait_until(
+        "watch to print the current answer",
+        Duration::from_secs(10),
+        || read(&printed).contains(&format!("{WWW} A [{p}]")),
+    );
+
     let mut watch = Watch::open(&base, &format!("?service={WWW}"), None);
     // A client that asks and never reads holds up nobody.
     let _stalled = Watch::open(&base, "", None);
@@ -118,6 +155,16 @@ fn watch_streams_a_snapshot_then_each_change_and_resumes_from_last_event_id() {
     wait_until("DNS to answer the standby", Duration::from_secs(5), || {
         server.addresses(WWW) == [s]
     });
+    // The command line printed the change and ran the script once, with what changed.
+    wait_until("watch to print the change", Duration::from_secs(10), || {
+        read(&printed).contains(&format!("{WWW} A [{p}] -> [{s}]"))
+    });
+    wait_until("the script to run", Duration::from_secs(10), || {
+        !read(&out).is_empty()
+    });
+    assert_eq!(read(&out), format!("{WWW} A {p} {s}\n"));
+    let _ = cli.kill();
+    let _ = cli.wait();
 
     // Reconnecting with the id before the change gets the change, not a snapshot.
     let mut resumed = Watch::open(&base, "", Some(change.id - 1));
