@@ -144,6 +144,12 @@ pub struct CheckPlan {
     pub interval: Duration,
     /// Longest a single check may take before it counts as failed.
     pub timeout: Duration,
+    /// Time between checks while a member is in doubt (after a failure, on its way up):
+    /// HAProxy's `fastinter`. Defaults to `interval`.
+    pub fast_interval: Duration,
+    /// Time between checks while a member is down: HAProxy's `downinter`. Defaults to
+    /// `interval`.
+    pub down_interval: Duration,
     /// Consecutive successes that bring a down member up.
     pub rise: u32,
     /// Consecutive failures that bring an up member down.

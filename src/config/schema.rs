@@ -189,6 +189,10 @@ pub(super) struct RawCheck {
     pub(super) interval: Spanned<Duration>,
     #[serde(default = "default_timeout", with = "spanned_duration")]
     pub(super) timeout: Spanned<Duration>,
+    #[serde(default = "unset_duration", with = "spanned_duration")]
+    pub(super) fast_interval: Spanned<Duration>,
+    #[serde(default = "unset_duration", with = "spanned_duration")]
+    pub(super) down_interval: Spanned<Duration>,
     #[serde(default = "default_threshold")]
     pub(super) rise: Spanned<u32>,
     #[serde(default = "default_threshold")]
@@ -197,6 +201,10 @@ pub(super) struct RawCheck {
 
 pub(super) fn default_interval() -> Spanned<Duration> {
     Spanned::new(0..0, Duration::from_secs(1))
+}
+/// Not given: the key takes another's value (`fast_interval` and `down_interval`: `interval`).
+pub(super) fn unset_duration() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::ZERO)
 }
 pub(super) fn default_timeout() -> Spanned<Duration> {
     Spanned::new(0..0, Duration::from_millis(500))

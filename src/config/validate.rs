@@ -514,6 +514,15 @@ impl Validator<'_> {
             };
             return Err(error);
         }
+        let paced = |value: &Spanned<Duration>, key: &str| {
+            if is_default(value) {
+                Ok(interval)
+            } else {
+                self.bounded(value, key, MIN_INTERVAL..=MAX_DURATION)
+            }
+        };
+        let fast_interval = paced(&raw.fast_interval, "fast_interval")?;
+        let down_interval = paced(&raw.down_interval, "down_interval")?;
         for threshold in [&raw.rise, &raw.fall] {
             if !(1..=1000).contains(threshold.get_ref()) {
                 return Err(self.error(threshold.span(), "rise and fall must be 1..=1000"));
@@ -524,6 +533,8 @@ impl Validator<'_> {
             port: raw.port.into_inner(),
             interval,
             timeout,
+            fast_interval,
+            down_interval,
             rise: raw.rise.into_inner(),
             fall: raw.fall.into_inner(),
         })

@@ -264,6 +264,8 @@ mod tests {
             port,
             interval: std::time::Duration::from_secs(1),
             timeout: std::time::Duration::from_secs(1),
+            fast_interval: std::time::Duration::from_secs(1),
+            down_interval: std::time::Duration::from_secs(1),
             rise: 1,
             fall: 1,
         }

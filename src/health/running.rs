@@ -13,7 +13,7 @@ use tracing::error;
 use super::admin::Saver;
 use super::monitor::{MemberIndex, Monitor};
 use super::probe::{self, Probe};
-use super::schedule::{Report, Schedule};
+use super::schedule::{Pacing, Report, Schedule};
 use super::{Checks, Command, Control};
 use crate::snapshot::SnapshotCell;
 
@@ -117,8 +117,15 @@ impl Running {
             Ok(probe) => {
                 let check = &service.check;
                 let tag = MemberIndex::new(s, m).tag();
+                let pacing = Pacing {
+                    interval: check.interval,
+                    fast: check.fast_interval,
+                    down: check.down_interval,
+                    fall: check.fall,
+                    rise: check.rise,
+                };
                 self.schedule
-                    .add(id, tag, probe, check.interval, check.timeout);
+                    .add_paced(id, tag, probe, pacing, check.timeout);
             }
             Err(e) => {
                 error!(service = %service.name, member = %addr, error = %e, "cannot check member {addr}; it counts as down");

@@ -41,14 +41,80 @@ pub struct Report {
     pub at: Instant,
 }
 
+/// How often a member is checked, by what its last checks said (HAProxy's `inter`,
+/// `fastinter` and `downinter`).
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    /// Between checks of a member that is up.
+    pub interval: Duration,
+    /// Between checks while a member is in doubt: after a failure of an up member, until
+    /// `fall` failures or a success; and on a down member's way up, until `rise` successes.
+    pub fast: Duration,
+    /// Between checks of a member that is down.
+    pub down: Duration,
+    /// Consecutive failures that take a member down.
+    pub fall: u32,
+    /// Consecutive successes that bring it up.
+    pub rise: u32,
+}
+
+impl Pacing {
+    /// Every check `interval` apart, whatever it finds.
+    pub fn steady(interval: Duration) -> Self {
+        Self {
+            interval,
+            fast: interval,
+            down: interval,
+            fall: 1,
+            rise: 1,
+        }
+    }
+}
+
 /// A member's check, as scheduled.
 #[derive(Debug)]
 struct Scheduled {
     id: u64,
     tag: u64,
     probe: Probe,
-    interval: Duration,
+    pacing: Pacing,
     timeout: Duration,
+    /// The member's health as its own results say, for pacing only (the health state is the
+    /// monitor's): consecutive failures and successes, and whether `fall` failures have come
+    /// without `rise` successes since.
+    failures: u32,
+    successes: u32,
+    down: bool,
+}
+
+impl Scheduled {
+    /// Counts `ok` (None: no result) and says how long until the next check.
+    fn next_after(&mut self, ok: Option<bool>) -> Duration {
+        let pacing = self.pacing;
+        match ok {
+            None => pacing.interval,
+            Some(true) => {
+                self.failures = 0;
+                self.successes = self.successes.saturating_add(1);
+                if self.down && self.successes >= pacing.rise {
+                    self.down = false;
+                }
+                if self.down {
+                    pacing.fast
+                } else {
+                    pacing.interval
+                }
+            }
+            Some(false) => {
+                self.successes = 0;
+                self.failures = self.failures.saturating_add(1);
+                if !self.down && self.failures >= pacing.fall {
+                    self.down = true;
+                }
+                if self.down { pacing.down } else { pacing.fast }
+            }
+        }
+    }
 }
 
 /// Where a probe is kept: its slot, and the slot's generation (a slot freed and reused by
@@ -137,13 +203,29 @@ impl Schedule {
     /// with ±5% jitter so that many members configured alike do not probe in lockstep. Its
     /// reports carry `tag`, for the caller to find what a report is about without a lookup.
     pub fn add(&mut self, id: u64, tag: u64, probe: Probe, interval: Duration, timeout: Duration) {
+        self.add_paced(id, tag, probe, Pacing::steady(interval), timeout);
+    }
+
+    /// As [`Schedule::add`], checking as often as `pacing` says for what the checks find.
+    pub fn add_paced(
+        &mut self,
+        id: u64,
+        tag: u64,
+        probe: Probe,
+        pacing: Pacing,
+        timeout: Duration,
+    ) {
         self.remove(id);
+        let interval = pacing.interval;
         let scheduled = Scheduled {
             id,
             tag,
             probe,
-            interval,
+            pacing,
             timeout,
+            failures: 0,
+            successes: 0,
+            down: false,
         };
         let key = match self.free.pop() {
             Some(slot) => {
@@ -246,7 +328,8 @@ impl Schedule {
                     let Some((key, started)) = self.started.remove(&task) else {
                         continue;
                     };
-                    self.reschedule(key, started);
+                    let ok = done.as_ref().map(|report| report.outcome.is_ok());
+                    self.reschedule(key, started, ok);
                     // The probe's tag now (retagged while the check ran, say); a removed
                     // probe's report is dropped.
                     if let (Some(mut report), Some(scheduled)) = (done, self.get(key)) {
@@ -281,8 +364,9 @@ impl Schedule {
             let started = Instant::now();
             match scheduled.probe.begin() {
                 Begun::Over(outcome) => {
+                    let ok = Some(outcome.is_ok());
                     self.finished.push(report(id, tag, outcome, started));
-                    self.reschedule(key, now);
+                    self.reschedule(key, now, ok);
                 }
                 Begun::Pending(pending) => {
                     let check = finish(id, tag, pending, scheduled.timeout, started);
@@ -293,12 +377,12 @@ impl Schedule {
         }
     }
 
-    /// Queues the next run of the probe at `key`, if it is still scheduled, an interval
-    /// (±5%) after its last one started.
-    fn reschedule(&mut self, key: Key, started: tokio::time::Instant) {
+    /// Queues the next run of the probe at `key`, if it is still scheduled, as long (±5%)
+    /// after its last one started as its pacing says for that check's result `ok`.
+    fn reschedule(&mut self, key: Key, started: tokio::time::Instant, ok: Option<bool>) {
         let jitter = self.jitter.random_range(0.95..1.05);
-        if let Some(scheduled) = self.get(key) {
-            let next = started + scheduled.interval.mul_f64(jitter);
+        if let Some(scheduled) = self.get_mut(key) {
+            let next = started + scheduled.next_after(ok).mul_f64(jitter);
             self.due.push(next, key.pack());
         }
     }

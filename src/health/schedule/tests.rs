@@ -18,6 +18,8 @@ fn http_plan(port: u16) -> CheckPlan {
         port,
         interval: TIMEOUT,
         timeout: TIMEOUT,
+        fast_interval: TIMEOUT,
+        down_interval: TIMEOUT,
         rise: 1,
         fall: 1,
     }
@@ -302,4 +304,38 @@ async fn a_removed_probe_is_not_run_again() {
     let mut batch = Vec::new();
     let waited = tokio::time::timeout(INTERVAL * 6, schedule.next(&mut batch, 64)).await;
     assert!(waited.is_err(), "no report after removal: {batch:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_member_is_checked_fast_until_down_then_at_the_down_interval() {
+    // A closed port: every check fails. fall 3, fast 50 ms, down 500 ms, interval 1 s.
+    let (_reserved, addr) = closed_port("127.0.0.1");
+    let mut schedule = Schedule::seeded(3);
+    let probe = Probe::Tcp {
+        target: addr,
+        sockets: Default::default(),
+    };
+    let pacing = Pacing {
+        interval: Duration::from_secs(1),
+        fast: Duration::from_millis(50),
+        down: Duration::from_millis(500),
+        fall: 3,
+        rise: 2,
+    };
+    schedule.add_paced(1, 1, probe, pacing, TIMEOUT);
+    let start = tokio::time::Instant::now();
+    let mut times = Vec::new();
+    while times.len() < 6 {
+        let mut batch = Vec::new();
+        schedule.next(&mut batch, 8).await;
+        times.extend(batch.iter().map(|_| start.elapsed()));
+    }
+    let gaps: Vec<u128> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
+    // In doubt after the first failure: two fast re-checks; down at the third: 500 ms apart.
+    let near = |gap: u128, want: u128| gap.abs_diff(want) <= want / 20 + 1;
+    assert!(near(gaps[0], 50) && near(gaps[1], 50), "{gaps:?}");
+    assert!(gaps[2..].iter().all(|&g| near(g, 500)), "{gaps:?}");
 }
