@@ -150,6 +150,9 @@ pub struct CheckPlan {
     /// Time between checks while a member is down: HAProxy's `downinter`. Defaults to
     /// `interval`.
     pub down_interval: Duration,
+    /// Keep one connection open to each member between checks; its end puts the member in
+    /// doubt, checked at once (`hold = true`).
+    pub hold: bool,
     /// Consecutive successes that bring a down member up.
     pub rise: u32,
     /// Consecutive failures that bring an up member down.

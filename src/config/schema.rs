@@ -193,6 +193,8 @@ pub(super) struct RawCheck {
     pub(super) fast_interval: Spanned<Duration>,
     #[serde(default = "unset_duration", with = "spanned_duration")]
     pub(super) down_interval: Spanned<Duration>,
+    #[serde(default)]
+    pub(super) hold: bool,
     #[serde(default = "default_threshold")]
     pub(super) rise: Spanned<u32>,
     #[serde(default = "default_threshold")]

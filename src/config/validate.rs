@@ -535,6 +535,7 @@ impl Validator<'_> {
             timeout,
             fast_interval,
             down_interval,
+            hold: raw.hold,
             rise: raw.rise.into_inner(),
             fall: raw.fall.into_inner(),
         })

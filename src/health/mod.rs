@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod due;
+mod hold;
 mod merge;
 pub mod monitor;
 mod overrides;

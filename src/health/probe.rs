@@ -266,6 +266,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(1),
             fast_interval: std::time::Duration::from_secs(1),
             down_interval: std::time::Duration::from_secs(1),
+            hold: false,
             rise: 1,
             fall: 1,
         }

@@ -123,6 +123,9 @@ impl Running {
                     down: check.down_interval,
                     fall: check.fall,
                     rise: check.rise,
+                    hold: check
+                        .hold
+                        .then(|| std::net::SocketAddr::new(addr, check.port)),
                 };
                 self.schedule
                     .add_paced(id, tag, probe, pacing, check.timeout);

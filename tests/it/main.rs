@@ -10,6 +10,7 @@ mod corpus;
 mod dns;
 mod failover;
 mod hardening;
+mod hold;
 mod knot;
 mod request_path;
 mod transfer;

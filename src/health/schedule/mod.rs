@@ -56,6 +56,8 @@ pub struct Pacing {
     pub fall: u32,
     /// Consecutive successes that bring it up.
     pub rise: u32,
+    /// Where to hold a connection open (`hold = true`): its end puts the member in doubt.
+    pub hold: Option<std::net::SocketAddr>,
 }
 
 impl Pacing {
@@ -67,6 +69,7 @@ impl Pacing {
             down: interval,
             fall: 1,
             rise: 1,
+            hold: None,
         }
     }
 }
@@ -85,6 +88,8 @@ struct Scheduled {
     failures: u32,
     successes: u32,
     down: bool,
+    /// Whether a check of it is running now.
+    in_flight: bool,
 }
 
 impl Scheduled {
@@ -167,6 +172,13 @@ pub struct Schedule {
     wake: Pin<Box<Sleep>>,
     /// Where the jitter comes from; seeded, so that a test can replay a schedule exactly.
     jitter: SmallRng,
+    /// The held connections' tasks, by probe id.
+    holds: HashMap<u64, tokio::task::AbortHandle>,
+    /// Probes whose held connection ended, to be checked at once.
+    doubts: (
+        tokio::sync::mpsc::UnboundedSender<u64>,
+        tokio::sync::mpsc::UnboundedReceiver<u64>,
+    ),
 }
 
 impl Default for Schedule {
@@ -189,6 +201,8 @@ impl Schedule {
             started: HashMap::new(),
             wake: Box::pin(tokio::time::sleep(IDLE)),
             jitter: SmallRng::seed_from_u64(seed),
+            holds: HashMap::new(),
+            doubts: tokio::sync::mpsc::unbounded_channel(),
         }
     }
 }
@@ -226,7 +240,18 @@ impl Schedule {
             failures: 0,
             successes: 0,
             down: false,
+            in_flight: false,
         };
+        if let Some(target) = pacing.hold {
+            let held = tokio::spawn(super::hold::hold(
+                id,
+                target,
+                self.doubts.0.clone(),
+                pacing.interval,
+                timeout,
+            ));
+            self.holds.insert(id, held.abort_handle());
+        }
         let key = match self.free.pop() {
             Some(slot) => {
                 let (generation, entry) = &mut self.slots[slot as usize];
@@ -287,6 +312,9 @@ impl Schedule {
     }
 
     fn remove(&mut self, id: u64) {
+        if let Some(hold) = self.holds.remove(&id) {
+            hold.abort();
+        }
         if let Some(key) = self.keys.remove(&id) {
             self.slots[key.slot as usize].1 = None;
             self.free.push(key.slot);
@@ -307,11 +335,35 @@ impl Schedule {
         }
     }
 
+    /// Checks probe `id` at once (its held connection ended), unless a check of it is running
+    /// already: its next periodic check is dropped (the slot's generation moves on, so that
+    /// entry is stale) and one is queued for now; after it, the pacing of a member in doubt
+    /// applies.
+    fn check_now(&mut self, id: u64) {
+        let Some(&key) = self.keys.get(&id) else {
+            return;
+        };
+        if self.get(key).is_none_or(|scheduled| scheduled.in_flight) {
+            return;
+        }
+        let (generation, _) = &mut self.slots[key.slot as usize];
+        *generation = generation.wrapping_add(1);
+        let fresh = Key {
+            slot: key.slot,
+            generation: *generation,
+        };
+        self.keys.insert(id, fresh);
+        self.due.push(tokio::time::Instant::now(), fresh.pack());
+    }
+
     /// Waits for at least one finished check and moves up to `max` of them into `batch`,
     /// starting the checks that come due meanwhile. Cancel-safe: nothing is lost when the
     /// future is dropped before it completes.
     pub async fn next(&mut self, batch: &mut Vec<Report>, max: usize) {
         loop {
+            while let Ok(id) = self.doubts.1.try_recv() {
+                self.check_now(id);
+            }
             self.start_due();
             let room = max.saturating_sub(batch.len()).min(self.finished.len());
             batch.extend(self.finished.drain(..room));
@@ -329,6 +381,9 @@ impl Schedule {
                         continue;
                     };
                     let ok = done.as_ref().map(|report| report.outcome.is_ok());
+                    if let Some(scheduled) = self.get_mut(key) {
+                        scheduled.in_flight = false;
+                    }
                     self.reschedule(key, started, ok);
                     // The probe's tag now (retagged while the check ran, say); a removed
                     // probe's report is dropped.
@@ -339,6 +394,11 @@ impl Schedule {
                 }
                 if !batch.is_empty() {
                     return Poll::Ready(true);
+                }
+                // A held connection ended: back round the loop to check that member now.
+                if let Poll::Ready(Some(id)) = self.doubts.1.poll_recv(cx) {
+                    self.check_now(id);
+                    return Poll::Ready(false);
                 }
                 self.wake.as_mut().poll(cx).map(|()| false)
             })
@@ -370,6 +430,9 @@ impl Schedule {
                 }
                 Begun::Pending(pending) => {
                     let check = finish(id, tag, pending, scheduled.timeout, started);
+                    if let Some(scheduled) = self.get_mut(key) {
+                        scheduled.in_flight = true;
+                    }
                     let task = self.in_flight.spawn(check);
                     self.started.insert(task.id(), (key, now));
                 }

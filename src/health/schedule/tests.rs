@@ -20,6 +20,7 @@ fn http_plan(port: u16) -> CheckPlan {
         timeout: TIMEOUT,
         fast_interval: TIMEOUT,
         down_interval: TIMEOUT,
+        hold: false,
         rise: 1,
         fall: 1,
     }
@@ -321,6 +322,7 @@ async fn a_failing_member_is_checked_fast_until_down_then_at_the_down_interval()
         down: Duration::from_millis(500),
         fall: 3,
         rise: 2,
+        hold: None,
     };
     schedule.add_paced(1, 1, probe, pacing, TIMEOUT);
     let start = tokio::time::Instant::now();
