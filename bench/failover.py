@@ -8,7 +8,9 @@ check interval. A UDP query is sent every 2 ms from the kill until the answer is
 Prints p50/p95/max per case. Everything runs on loopback addresses; loops are bounded.
 
 Usage: bench/failover.py [runs per case, default 20] [servers, default failover-dns;
-e.g. failover-dns,gdnsd,pdns]   (builds nothing: run `cargo build --release` first). gdnsd runs
+e.g. failover-dns,gdnsd,pdns]   (builds nothing: run `cargo build --release` first).
+For failover-dns: HOLD=1 adds `hold = true` and `fast_interval = "10ms"`; INTERVAL=1s sets its
+interval (default 200ms); MODES=rst and FALLS=2 pick cases (default: all). gdnsd runs
 with its fastest monitoring (interval 2 s, its minimum; timeout 1 s; down_thresh = fall).
 """
 
@@ -101,10 +103,20 @@ def start_backend(ip):
     return subprocess.Popen([sys.executable, "-c", BACKEND, ip, str(PORT)])
 
 
+INTERVAL = os.environ.get("INTERVAL", "200ms")
+HOLD = os.environ.get("HOLD") == "1"
+
+
+def seconds(text):
+    return float(text[:-2]) / 1000 if text.endswith("ms") else float(text[:-1])
+
+
 def start_failover_dns(kind, fall, workdir):
-    """failover-dns with interval 200 ms, timeout 200 ms."""
+    """failover-dns with interval INTERVAL (200 ms), timeout 200 ms; HOLD=1 holds connections."""
     config = os.path.join(workdir, f"{kind}-{fall}.toml")
     path_line = 'path = "/health"\n' if kind == "http" else ""
+    if HOLD:
+        path_line += 'hold = true\nfast_interval = "10ms"\n'
     with open(config, "w") as f:
         f.write(f"""[server]
 listen = ["{DNS[0]}:{DNS[1]}"]
@@ -119,7 +131,7 @@ members = ["{PRIMARY}", "{STANDBY}"]
 [service.check]
 kind = "{kind}"
 port = {PORT}
-{path_line}interval = "200ms"
+{path_line}interval = "{INTERVAL}"
 timeout = "200ms"
 rise = 2
 fall = {fall}
@@ -237,13 +249,15 @@ def main():
               f"{'max ms':>8}")
         for server in servers:
             start_server, interval, falls = {
-                "failover-dns": (start_failover_dns, 0.2, (2, 3)),
+                "failover-dns": (start_failover_dns, seconds(INTERVAL), (2, 3)),
                 "gdnsd": (start_gdnsd, 2.0, (2, 3)),
                 "pdns": (start_pdns, 1.0, (1,)),
             }[server]
+            falls = [f for f in falls if str(f) in os.environ.get("FALLS", str(f)).split(",")]
+            modes = os.environ.get("MODES", "rst,hang").split(",")
             for kind in ("tcp", "http"):
                 for fall in falls:
-                    for mode in ("rst", "hang"):
+                    for mode in modes:
                         results = measure(start_server, kind, fall, mode, runs, workdir, interval)
                         ms = sorted(1000 * r for r in results)
                         p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
