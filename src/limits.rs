@@ -36,7 +36,12 @@ impl Descriptors {
     /// Raises the soft descriptor limit to the hard one and shares it out for `plan`.
     pub fn raise_and_share(plan: &Plan) -> Self {
         let limit = raise_soft_limit();
-        let members: u64 = plan.services.iter().map(|s| s.members.len() as u64).sum();
+        // A member whose check holds a connection open keeps a second descriptor.
+        let members: u64 = plan
+            .services
+            .iter()
+            .map(|s| s.members.len() as u64 * if s.check.hold { 2 } else { 1 })
+            .sum();
         let (tcp, http) = (plan.server.tcp_max_clients, plan.server.http_max_clients);
         let shared = share(limit, members, tcp, http);
         if shared.tcp_clients < tcp || shared.http_clients < http {
