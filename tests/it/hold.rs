@@ -103,3 +103,44 @@ fn a_member_that_closes_idle_connections_is_not_a_failure() {
     assert!(!server.went(p, "down", ""), "{}", server.log());
     assert_eq!(server.addresses(WWW), [p]);
 }
+
+#[test]
+fn a_held_member_that_hangs_is_still_failed_over_by_its_http_checks() {
+    // SIGSTOP: the kernel keeps the held connection open and accepts new ones; only a check
+    // that needs the process itself (http) sees the hang, by its timeout.
+    let (p, s) = (loopback_ip(), loopback_ip());
+    let port = free_port(&[p, s]);
+    let api_member = |ip: IpAddr| {
+        let dns = SocketAddr::new(ip, free_port(&[ip]));
+        let config = format!(
+            "[server]\nhttp = \"{ip}:{port}\"\n\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"m.zone\"\n"
+        );
+        Server::start_listening(
+            &[dns],
+            dns,
+            &[("m.zone", ZONE)],
+            &config,
+            "svc.example.test.",
+        )
+    };
+    let primary = api_member(p);
+    let _standby = api_member(s);
+    let service = service_toml(
+        WWW,
+        &[p, s],
+        "http",
+        port,
+        "hold = true\nfast_interval = \"10ms\"\n",
+    )
+    .replace("path = \"/health\"", "path = \"/healthz\"");
+    let server = Server::start(&service);
+    server.wait_for_members_up(2);
+    primary.signal(nix::sys::signal::Signal::SIGSTOP);
+    wait_until(
+        "the hung primary to be failed over",
+        Duration::from_secs(10),
+        || server.addresses(WWW) == [s],
+    );
+    server.assert_went(p, "down", "timeout");
+    primary.signal(nix::sys::signal::Signal::SIGCONT);
+}
