@@ -33,15 +33,23 @@ pub struct Descriptors {
 }
 
 impl Descriptors {
+    /// What `plan` needs beyond the hard descriptor limit of this process, if anything: the
+    /// checks' and holds' descriptors, the DNS TCP and API connections, the margin. For
+    /// `check`, which says so before a start would have to lower the connection caps.
+    pub fn shortfall(plan: &Plan) -> Option<(u64, u64)> {
+        let hard = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(_, hard)| hard);
+        let needed = member_descriptors(plan)
+            .saturating_add(CHECK_POOL)
+            .saturating_add(MARGIN)
+            .saturating_add(plan.server.tcp_max_clients as u64)
+            .saturating_add(plan.server.http_max_clients as u64);
+        (needed > hard).then_some((needed, hard))
+    }
+
     /// Raises the soft descriptor limit to the hard one and shares it out for `plan`.
     pub fn raise_and_share(plan: &Plan) -> Self {
         let limit = raise_soft_limit();
-        // A member whose check holds a connection open keeps a second descriptor.
-        let members: u64 = plan
-            .services
-            .iter()
-            .map(|s| s.members.len() as u64 * if s.check.hold { 2 } else { 1 })
-            .sum();
+        let members = member_descriptors(plan);
         let (tcp, http) = (plan.server.tcp_max_clients, plan.server.http_max_clients);
         let shared = share(limit, members, tcp, http);
         if shared.tcp_clients < tcp || shared.http_clients < http {
@@ -84,6 +92,15 @@ fn share(limit: u64, members: u64, tcp: usize, http: usize) -> Descriptors {
         tcp_clients,
         http_clients,
     }
+}
+
+/// One descriptor per member for its checks, and a second for a member whose check holds a
+/// connection open.
+fn member_descriptors(plan: &Plan) -> u64 {
+    plan.services
+        .iter()
+        .map(|s| s.members.len() as u64 * if s.check.hold { 2 } else { 1 })
+        .sum()
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; the soft limit in force afterwards.

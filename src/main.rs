@@ -114,6 +114,11 @@ fn main() -> ExitCode {
                     "warning: {error}; a start would keep it aside and drain every member it names"
                 );
             }
+            if let Some((needed, hard)) = failover_dns::limits::Descriptors::shortfall(&plan) {
+                eprintln!(
+                    "warning: this config needs about {needed} file descriptors (a check and, with hold = true, a held connection per member; tcp_max_clients; http_max_clients) but the hard limit here is {hard}; a start would lower the connection caps to fit: raise it (LimitNOFILE= in systemd, ulimit -Hn)"
+                );
+            }
             println!(
                 "{}: ok ({} zones, {} services)",
                 cli.config.display(),

@@ -124,3 +124,37 @@ fn check_warns_of_a_damaged_state_file_with_file_and_line() {
         "check moves nothing"
     );
 }
+
+#[test]
+fn check_warns_when_the_descriptor_limit_cannot_hold_the_held_connections() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("svc.zone"), ZONE).expect("zone");
+    // 300 members checked with hold = true: 600 descriptors for them, beside 512 for the
+    // check pool, 128 kept, 1,000 DNS TCP and 64 API connections.
+    let members: Vec<String> = (0..300)
+        .map(|n| format!("\"10.0.{}.{}\"", n / 250, n % 250 + 1))
+        .collect();
+    let service = format!(
+        "[[service]]\nname = \"www.svc.example.test.\"\nmembers = [{}]\n[service.check]\nkind = \"tcp\"\nport = 80\nhold = true\n",
+        members.join(", ")
+    );
+    fs::write(
+        dir.path().join("held.toml"),
+        config("127.0.0.1:5300", "svc.zone", &service),
+    )
+    .expect("config");
+    let output = std::process::Command::new("prlimit")
+        .arg("--nofile=2048:2048")
+        .arg(env!("CARGO_BIN_EXE_failover-dns"))
+        .args(["check", "--config", "held.toml"])
+        .current_dir(dir.path())
+        .output()
+        .expect("prlimit (util-linux)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: this config needs about 2304 file descriptors")
+            && stderr.contains("the hard limit here is 2048"),
+        "{stderr}"
+    );
+}
