@@ -486,11 +486,12 @@ fn reloads_run_one_at_a_time_and_the_newest_config_wins() {
             .iter()
             .any(|e| e.message().starts_with("reading the config for a reload"))
     });
-    fs::write(
-        server.config_path(),
-        config("svc.zone", "new.svc.example.test."),
-    )
-    .expect("write");
+    // Replaced whole (written aside, then renamed over it), as an editor or a deploy tool
+    // does: the slow reload may be reading the file at this very moment, and a truncated
+    // file half written would be a config that does not parse.
+    let aside = server.path("failover-dns.toml.new");
+    fs::write(&aside, config("svc.zone", "new.svc.example.test.")).expect("write");
+    fs::rename(&aside, server.config_path()).expect("rename");
     let quick = reload(base.clone());
     let (slow, quick) = (slow.join().expect("slow"), quick.join().expect("quick"));
     assert_eq!(
