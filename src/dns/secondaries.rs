@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use super::compose::Composer;
 use super::tsig::{self, Signer};
-use super::wire::{AA, ANSWER};
+use super::wire::{AA, ANSWER, lower_wire};
 use crate::metrics::{Metrics, NotifyLabels};
 use crate::snapshot::{Snapshot, SnapshotCell};
 use crate::status::NotifyTargetStatus;
@@ -125,11 +125,11 @@ pub fn start(
 }
 
 fn serial_of(snapshot: &Snapshot, zone: &LowerName) -> Option<u32> {
-    let zone = snapshot.zones.iter().find(|z| &z.data.origin_key == zone)?;
-    match &zone.soa.data {
-        hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
-        _ => None,
-    }
+    snapshot
+        .zones
+        .iter()
+        .find(|z| &z.data.origin_key == zone)
+        .map(|z| z.serial())
 }
 
 /// Tells `target` of each new serial of `zone`, until the zone or target leaves the config.
@@ -201,7 +201,7 @@ async fn notify(
     };
     let id: u16 = rand::random();
     let [id0, id1] = id.to_be_bytes();
-    let mut question = lower_wire(&zone.data.origin_key);
+    let mut question = lower_wire(&zone.data.origin);
     question.extend_from_slice(&[0, 6, 0, 1]); // SOA, IN
     let mut message = Composer::new([id0, id1, (NOTIFY << 3) | AA, 0], 512, 0);
     if message.question(&question).is_err() || message.record(ANSWER, &zone.soa).is_err() {
@@ -246,15 +246,4 @@ fn answers(response: &[u8], id: u16) -> bool {
         && response[..2] == id.to_be_bytes()
         && response[2] & 0x80 != 0
         && (response[2] >> 3) & 0x0F == NOTIFY
-}
-
-fn lower_wire(name: &LowerName) -> Vec<u8> {
-    let name = hickory_proto::rr::Name::from(name);
-    let mut wire = Vec::with_capacity(name.len() + 1);
-    for label in name.iter() {
-        wire.push(label.len() as u8);
-        wire.extend(label.iter().map(u8::to_ascii_lowercase));
-    }
-    wire.push(0);
-    wire
 }

@@ -17,6 +17,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::tsig::{TsigAlgorithm, TsigError, signed_bitmessage_to_buf};
 use hickory_proto::rr::{LowerName, Name};
 
+use super::wire::lower_wire;
+
 /// How far a request's time may be from ours (RFC 8945 §5.2.3 recommends 300 s).
 pub const FUDGE: u16 = 300;
 /// The TSIG record's type.
@@ -301,11 +303,7 @@ fn time48(time: u64) -> [u8; 6] {
 
 /// `name` in canonical (lower-case, uncompressed) wire form.
 fn canonical(name: &Name, out: &mut Vec<u8>) {
-    for label in name.iter() {
-        out.push(label.len() as u8);
-        out.extend(label.iter().map(u8::to_ascii_lowercase));
-    }
-    out.push(0);
+    out.extend_from_slice(&lower_wire(name));
 }
 
 /// TSIG's variables as the MAC covers them (§4.3.3).

@@ -4,7 +4,7 @@
 //! zone's pre-rendered index can depend on it without depending on the query path.
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{LowerName, RData, Record, RecordType};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 pub use hickory_server::net::xfer::Protocol;
 
 /// Largest UDP payload we send, whatever the client offers: the DNS Flag Day 2020 value,
@@ -58,4 +58,16 @@ pub fn additional_target(origin: &LowerName, record: &Record) -> Option<LowerNam
     };
     let target = LowerName::new(target);
     (!target.is_root() && origin.zone_of(&target)).then_some(target)
+}
+
+/// `name` in uncompressed wire form, lower-case: as the fast path indexes names, as a NOTIFY's
+/// question is written, and as TSIG covers names (RFC 8945 §4.3.3's canonical form).
+pub fn lower_wire(name: &Name) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        wire.push(label.len() as u8);
+        wire.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    wire.push(0);
+    wire
 }

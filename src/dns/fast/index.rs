@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 
 use crate::dns::compose::Composer;
-use crate::dns::wire::{ANSWER, MAX_UDP_PAYLOAD, additional_target};
+use crate::dns::wire::{ANSWER, MAX_UDP_PAYLOAD, additional_target, lower_wire};
 use crate::zone::{StaticZone, labels};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
@@ -284,17 +284,6 @@ fn soa_names_below_apex(zone: &StaticZone) -> Vec<Box<[u8]>> {
         }
     }
     names
-}
-
-/// `name` in uncompressed wire form, lower-case.
-pub(super) fn lower_wire(name: &Name) -> Vec<u8> {
-    let mut wire = Vec::with_capacity(name.len() + 1);
-    for label in name.iter() {
-        wire.push(label.len() as u8);
-        wire.extend(label.iter().map(u8::to_ascii_lowercase));
-    }
-    wire.push(0);
-    wire
 }
 
 /// Whether the full path adds records of this zone to the additional section for `records`:

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{LowerName, Name};
 
-use super::index::lower_wire;
 use super::*;
 use crate::dns::request::respond_to_bytes;
+use crate::dns::wire::lower_wire;
 use crate::snapshot::{ServerStrings, ServiceRecords};
 
 /// Delegations, wildcards, CNAMEs and in-zone MX/SRV targets: much is the full path's.
