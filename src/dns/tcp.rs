@@ -236,16 +236,11 @@ async fn serve(
             let Some(answered) = responder.respond(&snapshot, message, peer) else {
                 continue;
             };
-            let Ok(length) = u16::try_from(answered.bytes.len()) else {
+            if u16::try_from(answered.bytes.len()).is_err() {
                 continue; // Cannot happen: the encoder's limit for TCP is u16::MAX.
-            };
-            let mut framed = Vec::with_capacity(2 + answered.bytes.len());
-            framed.extend_from_slice(&length.to_be_bytes());
-            framed.extend_from_slice(&answered.bytes);
-            match timeout(limits.io_timeout, stream.write_all(&framed)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => return debug!(%peer, %error, "cannot send a TCP response"),
-                Err(_) => return debug!(%peer, "TCP client does not read its responses"),
+            }
+            if !write_message(&mut stream, &answered.bytes, peer, &shared).await {
+                return;
             }
             count_query(
                 &shared.metrics,
