@@ -380,16 +380,35 @@ fn udp_workers_run_at_a_lower_priority_than_the_check_plane() {
     let server = server();
     let tasks = format!("/proc/{}/task", server.pid());
     // (name, nice) of every thread; nice is field 19 of /proc/PID/task/TID/stat.
-    let threads: Vec<(String, i64)> = std::fs::read_dir(&tasks)
-        .expect("tasks")
-        .filter_map(|task| {
-            let path = task.ok()?.path();
-            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
-            let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
-            let nice = rest.split_whitespace().nth(16)?.parse().ok()?;
-            Some((name.to_string(), nice))
+    let threads = || -> Vec<(String, i64)> {
+        std::fs::read_dir(&tasks)
+            .expect("tasks")
+            .filter_map(|task| {
+                let path = task.ok()?.path();
+                let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+                let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+                let nice = rest.split_whitespace().nth(16)?.parse().ok()?;
+                Some((name.to_string(), nice))
+            })
+            .collect()
+    };
+    // Each worker lowers its own priority as it starts, which may be just after the server
+    // first answers.
+    let lowered = |threads: &[(String, i64)]| {
+        let main = threads.iter().find(|(name, _)| name == "failover-dns");
+        main.is_some_and(|(_, main)| {
+            threads
+                .iter()
+                .filter(|(name, _)| name == "dns-udp")
+                .all(|(_, nice)| *nice == (main + 5).min(19))
         })
-        .collect();
+    };
+    wait_until(
+        "every UDP worker to lower its priority",
+        Duration::from_secs(10),
+        || lowered(&threads()),
+    );
+    let threads = threads();
     let udp: Vec<i64> = threads
         .iter()
         .filter(|(name, _)| name == "dns-udp")
@@ -488,6 +507,19 @@ fn a_server_handed_its_sockets_serves_on_them_and_warns_of_the_rest() {
         let response = query(dns, "svc.example.test.", RecordType::SOA, transport);
         assert_eq!(rcode(&response), ResponseCode::NoError, "{transport:?}");
     }
+    // Said once every listener is up, which may be just after the first answers.
+    let warning =
+        format!("an inherited UDP socket on {spare_addr} matches no listen or http address");
+    wait_until(
+        "the unused socket to be warned of",
+        Duration::from_secs(10),
+        || {
+            server
+                .events()
+                .iter()
+                .any(|e| e.message().contains(&warning))
+        },
+    );
     server.assert_logged(&format!(
         "an inherited UDP socket on {spare_addr} matches no listen or http address"
     ));
