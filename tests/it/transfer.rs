@@ -348,18 +348,12 @@ impl Secondary {
         }
     }
 
-    /// Polls `condition` for up to 20 s; panics with Knot's log if it never holds.
-    fn wait(&self, what: &str, mut condition: impl FnMut() -> bool) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !condition() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {} {what}; its log:\n{}",
-                self.what,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    /// Polls `condition` for up to 20 s; panics with the secondary's log if it never holds.
+    fn wait(&self, what: &str, condition: impl FnMut() -> bool) {
+        let what = format!("{} {what}", self.what);
+        wait_until_showing(&what, Duration::from_secs(20), condition, || {
+            format!("its log:\n{}", self.log())
+        });
     }
 
     fn log(&self) -> String {

@@ -28,12 +28,23 @@ use rand::{RngExt, SeedableRng};
 pub const ZONE: &str = include_str!("../../../zones/svc.example.test.zone");
 
 /// Polls `condition` every 10 ms until it holds, or panics naming `what` after `limit`.
-pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, limit: Duration, condition: impl FnMut() -> bool) {
+    wait_until_showing(what, limit, condition, String::new);
+}
+
+/// As [`wait_until`], adding `detail()` (a peer's log, say) to the panic.
+pub fn wait_until_showing(
+    what: &str,
+    limit: Duration,
+    mut condition: impl FnMut() -> bool,
+    detail: impl Fn() -> String,
+) {
     let deadline = Instant::now() + limit;
     while !condition() {
         assert!(
             Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
+            "timed out after {limit:?} waiting for {what}\n{}",
+            detail()
         );
         std::thread::sleep(Duration::from_millis(10));
     }
