@@ -53,9 +53,9 @@ ns1 IN A 192.0.2.1
 """
 
 
-def query_a(name, timeout=0.5):
-    """The A addresses the server answers for `name` now, or None if no answer comes within
-    `timeout` seconds."""
+def query_a(name, timeout=0.5, server=None):
+    """The A addresses `server` (default: the benchmark's DNS address) answers for `name` now,
+    or None if no answer comes within `timeout` seconds."""
     qid = random.randrange(65536)
     packet = struct.pack(">HHHHHH", qid, 0, 1, 0, 0, 0)
     for label in name.rstrip(".").split("."):
@@ -63,7 +63,7 @@ def query_a(name, timeout=0.5):
     packet += b"\0" + struct.pack(">HH", 1, 1)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(timeout)
-        s.sendto(packet, DNS)
+        s.sendto(packet, server or DNS)
         try:
             data, _ = s.recvfrom(4096)
         except socket.timeout:

@@ -14,14 +14,14 @@ import os
 import random
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.path.join(ROOT, "target", "release", "failover-dns")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import failover  # noqa: E402  (its DNS query and wait helpers)
+from failover import BINARY, wait_for  # noqa: E402
 OURS = ("127.0.0.41", 5441)
 KNOT = ("127.0.0.42", 5442)
 NSD = ("127.0.0.43", 5443)
@@ -43,46 +43,12 @@ ns1 IN A 192.0.2.1
 
 
 def answer(server, name=NAME, timeout=0.2):
-    """The A addresses `server` answers for `name`, or None."""
-    qid = random.randrange(65536)
-    packet = struct.pack(">HHHHHH", qid, 0, 1, 0, 0, 0)
-    for label in name.rstrip(".").split("."):
-        packet += bytes([len(label)]) + label.encode()
-    packet += b"\0" + struct.pack(">HH", 1, 1)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.sendto(packet, server)
-        try:
-            data, _ = s.recvfrom(4096)
-        except OSError:
-            return None
-    ancount = struct.unpack(">H", data[6:8])[0]
-    i = skip_name(data, 12) + 4
-    addresses = []
-    for _ in range(ancount):
-        i = skip_name(data, i)
-        rtype, _, _, rdlength = struct.unpack(">HHIH", data[i:i + 10])
-        i += 10
-        if rtype == 1:
-            addresses.append(socket.inet_ntoa(data[i:i + 4]))
-        i += rdlength
-    return addresses
-
-
-def skip_name(data, i):
-    while data[i] != 0:
-        if data[i] & 0xC0 == 0xC0:
-            return i + 2
-        i += 1 + data[i]
-    return i + 1
-
-
-def wait_for(what, condition, limit):
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            sys.exit(f"timed out waiting for {what}")
-        time.sleep(0.001)
+    """The A addresses `server` answers for `name`, or None (also while it is not listening
+    yet: a refused datagram)."""
+    try:
+        return failover.query_a(name, timeout, server)
+    except OSError:
+        return None
 
 
 class Listener:
