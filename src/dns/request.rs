@@ -370,22 +370,6 @@ mod tests {
         assert_eq!(message.metadata.response_code, ResponseCode::Refused);
     }
 
-    /// A snapshot of the zone `text` at `origin`, without services.
-    fn snapshot_of(origin: &str, text: &str) -> Snapshot {
-        let origin = hickory_proto::rr::Name::from_ascii(origin).expect("origin");
-        let zone = crate::zone::parse(text, &origin).expect("zone loads");
-        Snapshot {
-            zones: vec![crate::snapshot::ZoneSnapshot::new(
-                std::sync::Arc::new(zone),
-                std::sync::Arc::default(),
-                1,
-                std::collections::HashMap::new(),
-            )],
-            server: std::sync::Arc::default(),
-            keys: std::sync::Arc::default(),
-        }
-    }
-
     fn query(name: &str, qtype: hickory_proto::rr::RecordType) -> Vec<u8> {
         use hickory_proto::op::{Message, MessageType, OpCode, Query};
         let mut message = Message::new(7, MessageType::Query, OpCode::Query);
@@ -408,7 +392,7 @@ mod tests {
                 "child NS ns-{n}.child\nns-{n}.child A 198.51.100.{n}\nns-{n}.child AAAA 2001:db8:1::{n}\n"
             ));
         }
-        let snapshot = snapshot_of("big.test.", &zone);
+        let snapshot = crate::dns::answer::tests::snapshot_of("big.test.", &zone);
         let decode =
             |bytes: Vec<u8>| hickory_proto::op::Message::from_vec(&bytes).expect("decodes");
 

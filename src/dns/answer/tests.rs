@@ -517,21 +517,10 @@ fn each_kind_of_name_answers_as_the_table_says() {
 
 #[test]
 fn names_below_a_dname_are_redirected_with_a_synthesised_cname() {
-    let origin = Name::from_ascii("svc.example.test.").expect("origin");
     let text = "@ 300 IN SOA ns1 hostmaster 1 7200 900 1209600 60\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n\
         old 120 IN DNAME new\nhost.new 300 IN A 192.0.2.9\nout 120 IN DNAME elsewhere.test.\n\
         s 120 IN DNAME xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.elsewhere.test.\n";
-    let zone = crate::zone::parse(text, &origin).expect("zone");
-    let s = Snapshot {
-        zones: vec![ZoneSnapshot::new(
-            Arc::new(zone),
-            Arc::default(),
-            7,
-            HashMap::new(),
-        )],
-        server: Arc::default(),
-        keys: std::sync::Arc::default(),
-    };
+    let s = snapshot_of("svc.example.test.", text);
     // Inside the zone: DNAME, the CNAME it implies (with the DNAME's TTL), and the target.
     let r = ask(&s, "HOST.old.svc.example.test.", RecordType::A);
     assert_eq!(r.rcode, ResponseCode::NoError);
@@ -576,8 +565,9 @@ fn names_below_a_dname_are_redirected_with_a_synthesised_cname() {
     assert_eq!(r.rcode, ResponseCode::YXDomain, "{long}");
 }
 
-/// A snapshot of the zone `text` at `origin`, without services.
-fn snapshot_of(origin: &str, text: &str) -> Snapshot {
+/// A snapshot of the zone `text` at `origin`, without services (for the layers above the
+/// answer function too).
+pub(crate) fn snapshot_of(origin: &str, text: &str) -> Snapshot {
     let origin = Name::from_ascii(origin).expect("origin");
     let zone = crate::zone::parse(text, &origin).expect("zone loads");
     Snapshot {
