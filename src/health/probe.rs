@@ -10,6 +10,9 @@ use std::sync::Arc;
 
 use reqwest::header::{HOST, HeaderValue};
 
+use rustls::pki_types::ServerName;
+
+use super::hold::{self, HttpHold};
 use super::sockets::{Connecting, SocketPool, Start};
 use super::state::Failure;
 use super::tls;
@@ -43,7 +46,16 @@ pub struct HttpProbe {
     host: Option<HeaderValue>,
     /// Statuses that count as healthy.
     expect: RangeInclusive<u16>,
+    /// The held keep-alive connection (`hold = true`), which checks use while it is open.
+    held: Option<Arc<HttpHold>>,
+    /// The request line's path and the Host header, for requests over the held connection.
+    path: String,
+    authority: HeaderValue,
 }
+
+/// Most body bytes read over a held connection to keep it for the next check; a longer body
+/// closes it (the hold opens another).
+const HELD_BODY_LIMIT: usize = 64 * 1024;
 
 /// How a check began (see [`Probe::begin`]).
 pub enum Begun {
@@ -73,19 +85,57 @@ impl Pending {
 
 impl HttpProbe {
     async fn request(&self) -> Result<(), Failure> {
+        if let Some(status) = self.request_held().await {
+            return self.judge(status);
+        }
         let mut request = self.client.get(&self.url);
         if let Some(host) = &self.host {
             request = request.header(HOST, host.clone());
         }
         let response = request.send().await.map_err(|e| cause_of(&e))?;
-        let status = response.status().as_u16();
+        self.judge(response.status().as_u16())
+    }
+
+    fn judge(&self, status: u16) -> Result<(), Failure> {
         if self.expect.contains(&status) {
             Ok(())
         } else {
             Err(format!("HTTP {status}").into())
         }
     }
+
+    /// The status `GET` answers over the held connection; None when there is none open, or
+    /// it failed before a response: the check then makes a fresh connection, which decides
+    /// (a member that closed its idle connection just as the request went is no failure).
+    async fn request_held(&self) -> Option<u16> {
+        use http_body_util::BodyExt;
+        let held = self.held.as_ref()?;
+        let mut sender = held.take()?;
+        let request = hyper::Request::get(self.path.as_str())
+            .header(HOST, self.authority.clone())
+            .header(reqwest::header::USER_AGENT, USER_AGENT)
+            .body(http_body_util::Empty::new())
+            .ok()?;
+        let response = sender.send_request(request).await.ok()?;
+        let status = response.status().as_u16();
+        // Read the body whole (bounded) so the connection can carry the next check.
+        let mut body = http_body_util::Limited::new(response.into_body(), HELD_BODY_LIMIT);
+        let whole = loop {
+            match body.frame().await {
+                Some(Ok(_)) => continue,
+                Some(Err(_)) => break false,
+                None => break true,
+            }
+        };
+        if whole {
+            held.give_back(sender);
+        }
+        Some(status)
+    }
 }
+
+/// The User-Agent every HTTP check sends.
+const USER_AGENT: &str = concat!("failover-dns/", env!("CARGO_PKG_VERSION"), " health check");
 
 /// What probes share: one pool of TCP sockets, and HTTP clients. Building an HTTP client loads
 /// the system's trust store (about 35 kB and a few ms each), so 20,000 members with HTTP
@@ -113,6 +163,17 @@ pub enum ProbeError {
     /// `host` cannot be sent as a Host header.
     #[error("invalid host for the Host header: {0}")]
     Host(#[source] reqwest::header::InvalidHeaderValue),
+    /// `host` is not a name TLS can send.
+    #[error("host is not a name TLS can send (SNI)")]
+    Sni,
+}
+
+/// An address as a URL's host writes it: IPv6 in brackets.
+fn format_ip(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
 }
 
 /// What makes two probes' clients differ.
@@ -135,6 +196,16 @@ impl Clients {
         self.built.is_empty()
     }
 
+    /// The TLS configuration of HTTPS checks with this `tls_verify`, built once.
+    fn tls_config(&mut self, verify: bool) -> Result<rustls::ClientConfig, ProbeError> {
+        if let Some(config) = self.tls.get(&verify) {
+            return Ok(config.clone());
+        }
+        let config = tls::client_config(verify)?;
+        self.tls.insert(verify, config.clone());
+        Ok(config)
+    }
+
     fn get(&mut self, key: ClientKey) -> Result<reqwest::Client, ProbeError> {
         if let Some(client) = self.built.get(&key) {
             return Ok(client.clone());
@@ -143,21 +214,9 @@ impl Clients {
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(0)
             .no_proxy()
-            .user_agent(concat!(
-                "failover-dns/",
-                env!("CARGO_PKG_VERSION"),
-                " health check"
-            ));
+            .user_agent(USER_AGENT);
         if let Some(verify) = key.verify {
-            let config = match self.tls.get(&verify) {
-                Some(config) => config.clone(),
-                None => {
-                    let config = tls::client_config(verify)?;
-                    self.tls.insert(verify, config.clone());
-                    config
-                }
-            };
-            builder = builder.tls_backend_preconfigured(config);
+            builder = builder.tls_backend_preconfigured(self.tls_config(verify)?);
         }
         if let Some((host, target)) = &key.resolve {
             builder = builder.resolve(host, *target);
@@ -188,6 +247,31 @@ impl Probe {
             port if port == default_port => host.clone(),
             port => format!("{host}:{port}"),
         });
+        // What the Host header says: the name with the port when not the scheme's own,
+        // else the member's address and port (as reqwest writes a URL's authority).
+        let authority = match &named {
+            Some(named) => named.clone(),
+            None => match check.port {
+                port if port == default_port => format_ip(addr),
+                _ => target.to_string(),
+            },
+        };
+        let authority = HeaderValue::from_str(&authority).map_err(ProbeError::Host)?;
+        let held = if check.hold {
+            let tls = if tls {
+                let name = match &http.host {
+                    Some(host) => ServerName::try_from(host.clone()),
+                    None => Ok(ServerName::IpAddress(addr.into())),
+                };
+                let name = name.map_err(|_| ProbeError::Sni)?;
+                Some((Arc::new(clients.tls_config(http.tls_verify)?), name))
+            } else {
+                None
+            };
+            Some(Arc::new(HttpHold::new(target, tls)))
+        } else {
+            None
+        };
         let (key, url, host) = match (&http.host, named) {
             (Some(host), Some(named)) if tls => {
                 // Connect to the member's address but send its name, for Host and SNI.
@@ -218,7 +302,19 @@ impl Probe {
             url,
             host,
             expect: http.expect_status.clone(),
+            held,
+            path: http.path.clone(),
+            authority,
         })))
+    }
+
+    /// What a hold of this member (`hold = true`) connects to; None for an http probe built
+    /// without one.
+    pub fn hold_target(&self) -> Option<hold::Target> {
+        match self {
+            Probe::Tcp { target, .. } => Some(hold::Target::Tcp(*target)),
+            Probe::Http(http) => http.held.clone().map(hold::Target::Http),
+        }
     }
 
     /// Takes a check's first step, where it is scheduled: a TCP connect to a member on this

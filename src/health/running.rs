@@ -123,9 +123,7 @@ impl Running {
                     down: check.down_interval,
                     fall: check.fall,
                     rise: check.rise,
-                    hold: check
-                        .hold
-                        .then(|| std::net::SocketAddr::new(addr, check.port)),
+                    hold: check.hold,
                 };
                 self.schedule
                     .add_paced(id, tag, probe, pacing, check.timeout);

@@ -56,8 +56,8 @@ pub struct Pacing {
     pub fall: u32,
     /// Consecutive successes that bring it up.
     pub rise: u32,
-    /// Where to hold a connection open (`hold = true`): its end puts the member in doubt.
-    pub hold: Option<std::net::SocketAddr>,
+    /// Whether to hold a connection open (`hold = true`): its end puts the member in doubt.
+    pub hold: bool,
 }
 
 impl Pacing {
@@ -69,7 +69,7 @@ impl Pacing {
             down: interval,
             fall: 1,
             rise: 1,
-            hold: None,
+            hold: false,
         }
     }
 }
@@ -231,6 +231,7 @@ impl Schedule {
     ) {
         self.remove(id);
         let interval = pacing.interval;
+        let held = pacing.hold.then(|| probe.hold_target()).flatten();
         let scheduled = Scheduled {
             id,
             tag,
@@ -242,7 +243,7 @@ impl Schedule {
             down: false,
             in_flight: false,
         };
-        if let Some(target) = pacing.hold {
+        if let Some(target) = held {
             let held = tokio::spawn(super::hold::hold(
                 id,
                 target,

@@ -322,7 +322,7 @@ async fn a_failing_member_is_checked_fast_until_down_then_at_the_down_interval()
         down: Duration::from_millis(500),
         fall: 3,
         rise: 2,
-        hold: None,
+        hold: false,
     };
     schedule.add_paced(1, 1, probe, pacing, TIMEOUT);
     let start = tokio::time::Instant::now();
