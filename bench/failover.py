@@ -34,6 +34,7 @@ NAME = "www.bench.test."
 BACKEND = r"""
 import http.server, socketserver, sys
 class Health(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as any real server: a held http check uses it
     def do_GET(self):
         self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers()
         self.wfile.write(b"ok")

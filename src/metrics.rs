@@ -42,6 +42,17 @@ pub struct ServiceLabels {
     pub service: String,
 }
 
+/// Labels naming a service, an address family and a `when_all_down` mode.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AllDownLabels {
+    /// Service name.
+    pub service: String,
+    /// `A` or `AAAA`.
+    pub family: String,
+    /// `answer-all`, `fallback` or `answer-none`.
+    pub mode: String,
+}
+
 /// Labels naming a zone.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ZoneLabels {
@@ -85,6 +96,9 @@ pub struct Metrics {
     pub check_seconds: Histogram,
     /// Times a service's answer changed: failovers, failbacks, overrides, reloads.
     pub failovers: Family<ServiceLabels, Counter>,
+    /// Times a service's family found no usable member, by the `when_all_down` mode then in
+    /// force.
+    pub all_down: Family<AllDownLabels, Counter>,
     /// Config reloads, by result.
     pub reloads: Family<ResultLabels, Counter>,
     /// Current SOA serial per zone.
@@ -141,6 +155,12 @@ impl Metrics {
             "failovers",
             "Times a service's answer changed (failover, failback, override, reload)",
             failovers.clone(),
+        );
+        let all_down = Family::default();
+        registry.register(
+            "all_down",
+            "Times every member of a service's address family was down, by the when_all_down mode in force",
+            all_down.clone(),
         );
         let reloads = Family::default();
         registry.register("config_reloads", "Config reloads", reloads.clone());
@@ -230,6 +250,7 @@ impl Metrics {
             members,
             check_seconds,
             failovers,
+            all_down,
             reloads,
             zone_serial,
             webhooks,

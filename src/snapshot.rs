@@ -66,9 +66,73 @@ pub struct ServiceRecords {
     pub a: Vec<Record>,
     /// AAAA records: the selected IPv6 members.
     pub aaaa: Vec<Record>,
+    /// `weighted`: the running sums of the A records' weights, beside `a`; each response
+    /// carries one record drawn by them. Empty: every record is answered.
+    pub a_draw: Box<[u64]>,
+    /// The same for `aaaa`.
+    pub aaaa_draw: Box<[u64]>,
+}
+
+thread_local! {
+    /// Each thread's generator for `weighted` draws: UDP workers and TCP tasks draw without
+    /// sharing (no lock, no atomic), and none needs to be unpredictable to clients.
+    static DRAWS: std::cell::RefCell<rand::rngs::SmallRng> =
+        std::cell::RefCell::new(rand::make_rng());
+    /// Whether this thread drew since [`ServiceRecords::drew`] last asked: a response that
+    /// holds a draw must not be memoized (the next would repeat it).
+    static DREW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl ServiceRecords {
+    /// The records of type A (`v4`) or AAAA that one response carries: all of them, or under
+    /// `weighted` one drawn in proportion to its weight.
+    pub fn answer(&self, v4: bool) -> &[Record] {
+        let (records, sums) = if v4 {
+            (&self.a, &self.a_draw)
+        } else {
+            (&self.aaaa, &self.aaaa_draw)
+        };
+        let Some(&total) = sums.last() else {
+            return records;
+        };
+        if total == 0 {
+            return records;
+        }
+        DREW.with(|drew| drew.set(true));
+        let point = DRAWS.with(|rng| rand::RngExt::random_range(&mut *rng.borrow_mut(), 0..total));
+        // The first record whose running sum passes the point: each with odds weight / total.
+        let i = sums.partition_point(|&sum| sum <= point);
+        records.get(i..=i).unwrap_or(records)
+    }
+
+    /// Whether this thread drew a weighted answer since it last asked (and forgets it).
+    pub fn drew() -> bool {
+        DREW.with(|drew| drew.replace(false))
+    }
+
+    /// As [`ServiceRecords::new`], each response carrying one address drawn by `weights`
+    /// (beside `addresses`; empty: all answered).
+    pub fn weighted(name: &Name, ttl: u32, addresses: &[IpAddr], weights: &[u32]) -> Self {
+        let mut records = Self::new(name, ttl, addresses);
+        if weights.len() == addresses.len() && !weights.is_empty() {
+            let sums = |v4: bool| -> Box<[u64]> {
+                let mut sum = 0u64;
+                addresses
+                    .iter()
+                    .zip(weights)
+                    .filter(|(a, _)| a.is_ipv4() == v4)
+                    .map(|(_, w)| {
+                        sum = sum.saturating_add(u64::from(*w));
+                        sum
+                    })
+                    .collect()
+            };
+            records.a_draw = sums(true);
+            records.aaaa_draw = sums(false);
+        }
+        records
+    }
+
     /// Renders `addresses` as A/AAAA records for `name` with `ttl`.
     pub fn new(name: &Name, ttl: u32, addresses: &[IpAddr]) -> Self {
         // Sized exactly: a hickory Record is large, and 10,000 services' worth of growth
@@ -77,6 +141,8 @@ impl ServiceRecords {
         let mut records = Self {
             a: Vec::with_capacity(v4),
             aaaa: Vec::with_capacity(addresses.len() - v4),
+            a_draw: Box::default(),
+            aaaa_draw: Box::default(),
         };
         for &addr in addresses {
             match addr {

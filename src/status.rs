@@ -66,8 +66,26 @@ pub struct ServiceStatus {
     pub answering: Vec<IpAddr>,
     /// True when some family answers all its members because none is usable.
     pub failing_open: bool,
+    /// What a family answers when none of its members is usable (`when_all_down`).
+    #[serde(default)]
+    pub when_all_down: String,
+    /// The `when_all_down` mode in force now (some family has no usable member), if any.
+    #[serde(default)]
+    pub all_down: Option<String>,
+    /// A failback held back by `failback_delay`: where answers will move, and when.
+    #[serde(default)]
+    pub pending_failback: Option<PendingFailback>,
     /// Members in priority order.
     pub members: Vec<MemberStatus>,
+}
+
+/// A failback waiting out `failback_delay`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingFailback {
+    /// The addresses answers will move to.
+    pub to: Vec<IpAddr>,
+    /// When (RFC 3339, UTC), unless the member fails meanwhile.
+    pub at: String,
 }
 
 /// One member of a service.
@@ -75,6 +93,15 @@ pub struct ServiceStatus {
 pub struct MemberStatus {
     /// Its address.
     pub address: IpAddr,
+    /// Where its check connects (`check_address` and `port`).
+    #[serde(default)]
+    pub check: Option<std::net::SocketAddr>,
+    /// Its tier (0 first; plain members: their place in the list).
+    #[serde(default)]
+    pub tier: u32,
+    /// Its weight (`weighted`).
+    #[serde(default)]
+    pub weight: u32,
     /// `up`, `down` or `unknown`, from checks alone.
     pub state: String,
     /// The operator's override, if any.

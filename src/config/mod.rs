@@ -110,18 +110,53 @@ pub struct ServicePlan {
     pub policy: Policy,
     /// Whether the answer moves back to an earlier member when it recovers.
     pub failback: bool,
-    /// Member addresses, in priority order (primary first).
-    pub members: Vec<IpAddr>,
+    /// How long a recovered earlier member must stay up before answers move back to it
+    /// (`failover` with `failback`; zero: at once).
+    pub failback_delay: Duration,
+    /// Most addresses one answer holds (`all`, and a tier of `failover`).
+    pub max_answers: usize,
+    /// What a family answers when none of its members is usable.
+    pub when_all_down: WhenAllDown,
+    /// The answer when every member is down and `when_all_down = "fallback"`.
+    pub fallback: Vec<IpAddr>,
+    /// Members in priority order (primary first; with `tiers`, tier by tier).
+    pub members: Vec<MemberPlan>,
     /// How each member is checked.
     pub check: CheckPlan,
+}
+
+impl ServicePlan {
+    /// Whether `addr` is one of the service's members.
+    pub fn has_member(&self, addr: IpAddr) -> bool {
+        self.members.iter().any(|m| m.address == addr)
+    }
+}
+
+/// One member of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberPlan {
+    /// The address answered.
+    pub address: IpAddr,
+    /// Its share of answers under `weighted` (default 1; 0: only when every weight is 0).
+    pub weight: u32,
+    /// Its tier (`tiers`): 0 for the first. Plain `members` each have a tier of their own.
+    pub tier: u32,
+    /// Where its check connects: `check_address` and `port`, by default the address answered
+    /// and the check's port.
+    pub check_target: SocketAddr,
 }
 
 /// From member health to answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Policy {
-    /// The first healthy member, in list order, per address family.
+    /// The first tier with a healthy member, per address family: with plain `members`, the
+    /// first healthy member in list order.
     Failover,
+    /// Every healthy member (up to `max_answers`).
+    All,
+    /// One healthy member per response, drawn in proportion to its weight.
+    Weighted,
 }
 
 impl Policy {
@@ -129,6 +164,31 @@ impl Policy {
     pub fn as_str(self) -> &'static str {
         match self {
             Policy::Failover => "failover",
+            Policy::All => "all",
+            Policy::Weighted => "weighted",
+        }
+    }
+}
+
+/// What a family answers when none of its members is usable (`when_all_down`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WhenAllDown {
+    /// Every member, as if healthy (fail open): something that may work beats nothing.
+    AnswerAll,
+    /// The service's `fallback` addresses of that family (none: as `answer-none`).
+    Fallback,
+    /// No address: NODATA.
+    AnswerNone,
+}
+
+impl WhenAllDown {
+    /// The name the config and `/status` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WhenAllDown::AnswerAll => "answer-all",
+            WhenAllDown::Fallback => "fallback",
+            WhenAllDown::AnswerNone => "answer-none",
         }
     }
 }

@@ -154,8 +154,67 @@ pub(super) struct RawService {
     pub(super) policy: Policy,
     #[serde(default = "default_true")]
     pub(super) failback: bool,
-    pub(super) members: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub(super) members: Option<Spanned<RawTier>>,
+    #[serde(default)]
+    pub(super) tiers: Option<Spanned<Vec<Spanned<RawTier>>>>,
+    #[serde(default)]
+    pub(super) max_answers: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub(super) when_all_down: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) fallback: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default, with = "optional_spanned_duration")]
+    pub(super) failback_delay: Option<Spanned<Duration>>,
     pub(super) check: Spanned<RawCheck>,
+}
+
+/// A list of members (`members`, or one of `tiers`).
+pub(super) type RawTier = Vec<Spanned<RawMember>>;
+
+/// A member: `"192.0.2.10"`, or `{ address = "192.0.2.11", weight = 3, check_address =
+/// "10.0.0.11", port = 8081 }`.
+pub(super) enum RawMember {
+    Plain(Spanned<String>),
+    Table(RawMemberTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMemberTable {
+    pub(super) address: Spanned<String>,
+    #[serde(default)]
+    pub(super) weight: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub(super) check_address: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) port: Option<Spanned<u16>>,
+}
+
+impl<'de> Deserialize<'de> for RawMember {
+    // By hand rather than `#[serde(untagged)]`, whose error for a bad table is only "did not
+    // match any variant": this way a misspelt key in a member table is named.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawMember;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an IP address, or a table with `address` (and `weight`, `check_address`, `port`)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawMember, E> {
+                // The span is the enclosing Spanned's; validation uses that one.
+                Ok(RawMember::Plain(Spanned::new(0..0, v.to_string())))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawMember, A::Error> {
+                RawMemberTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawMember::Table)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 pub(super) fn default_ttl() -> Spanned<u32> {
@@ -221,6 +280,18 @@ pub(super) fn default_threshold() -> Spanned<u32> {
 pub(super) enum RawStatus {
     One(u16),
     Range(String),
+}
+
+/// An optional humantime duration that keeps its position.
+pub(super) mod optional_spanned_duration {
+    use std::time::Duration;
+    use toml::Spanned;
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Spanned<Duration>>, D::Error> {
+        super::spanned_duration::deserialize(d).map(Some)
+    }
 }
 
 /// humantime durations ("500ms", "1s") that keep their position for error messages.

@@ -17,17 +17,30 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use super::schema::{
-    RawCheck, RawConfig, RawKey, RawKind, RawServer, RawService, RawStatus, RawWebhook, RawZone,
-    is_default,
+    RawCheck, RawConfig, RawKey, RawKind, RawMember, RawServer, RawService, RawStatus, RawWebhook,
+    RawZone, is_default,
 };
 use super::{
-    CheckKind, CheckPlan, HttpCheck, MAX_DURATION, MIN_INTERVAL, MIN_TIMEOUT, ServerPlan,
-    ServicePlan, WebhookPlan,
+    CheckKind, CheckPlan, HttpCheck, MAX_DURATION, MIN_INTERVAL, MIN_TIMEOUT, MemberPlan, Policy,
+    ServerPlan, ServicePlan, WebhookPlan, WhenAllDown,
 };
 use crate::dns::acl::TransferPolicy;
 use crate::dns::tsig::{self, Keys, TsigKey};
 use crate::error::{LoadError, line_of};
 use crate::zone::{self, StaticZone};
+
+/// `max_answers` when not given: as Route 53's multivalue answers.
+const DEFAULT_MAX_ANSWERS: usize = 8;
+/// Most addresses in one answer (`max_answers`, `fallback`): far more than fits a UDP
+/// response without truncation, so never a limit an operator meets by accident.
+const MAX_ANSWERS_LIMIT: u32 = 64;
+/// Largest member weight (Route 53 allows 0..=255; HAProxy 0..=256).
+const MAX_WEIGHT: u32 = 10_000;
+
+/// The span of an optional key that is known to be set (the default span otherwise).
+fn span_of<T>(value: &Option<Spanned<T>>) -> Range<usize> {
+    value.as_ref().map_or(0..0, Spanned::span)
+}
 
 /// A valid config, before its service names are added to their zones.
 pub(super) struct Validated {
@@ -434,34 +447,207 @@ impl Validator<'_> {
             ));
         }
 
-        let members_span = raw.members.span();
-        let mut members = Vec::new();
-        for member in raw.members.into_inner() {
-            let addr: IpAddr = member.get_ref().parse().map_err(|_| {
-                self.error(member.span(), format!("member {:?} is not an IP address; members are IPv4 or IPv6 addresses, e.g. \"192.0.2.10\"", member.get_ref()))
-            })?;
-            if members.contains(&addr) {
-                return Err(self.error(member.span(), format!("member {addr} is listed twice")));
-            }
-            members.push(addr);
-        }
-        if members.is_empty() {
-            return Err(self.error(
-                members_span,
-                format!("service {name} has no members; list the primary first, then standbys"),
-            ));
-        }
-
         let check = self.check(raw.check.into_inner())?;
+        let policy = raw.policy;
+        let (members, tiered) = match (raw.members, raw.tiers) {
+            (Some(members), None) => {
+                let span = members.span();
+                let list: Vec<Vec<Spanned<RawMember>>> =
+                    members.into_inner().into_iter().map(|m| vec![m]).collect();
+                (self.members(&name, list, span, &check)?, false)
+            }
+            (None, Some(tiers)) => {
+                if policy != Policy::Failover {
+                    return Err(self.error(tiers.span(), format!("tiers apply only to policy = \"failover\" (this service's policy is \"{}\"); use members", policy.as_str())));
+                }
+                let span = tiers.span();
+                let list: Vec<Vec<Spanned<RawMember>>> = tiers
+                    .into_inner()
+                    .into_iter()
+                    .map(Spanned::into_inner)
+                    .collect();
+                if let Some(empty) = list.iter().position(Vec::is_empty) {
+                    return Err(self.error(span, format!("tier {} of service {name} is empty; every tier lists at least one member", empty + 1)));
+                }
+                (self.members(&name, list, span, &check)?, true)
+            }
+            (Some(members), Some(_)) => {
+                return Err(self.error(
+                    members.span(),
+                    format!(
+                        "service {name} has both members and tiers; list its members in one of them"
+                    ),
+                ));
+            }
+            (None, None) => {
+                return Err(self.error(span, format!("service {name} has no members; list the primary first, then standbys (members = [...]), or groups of them (tiers = [[...], [...]])")));
+            }
+        };
+
+        let max_answers = match &raw.max_answers {
+            None => DEFAULT_MAX_ANSWERS,
+            Some(_) if policy == Policy::Weighted => {
+                return Err(self.error(span_of(&raw.max_answers), "max_answers does not apply to policy = \"weighted\", which answers one member per response"));
+            }
+            Some(_) if policy == Policy::Failover && !tiered => {
+                return Err(self.error(span_of(&raw.max_answers), "max_answers applies to policy = \"all\" and to tiers; a failover service with plain members answers one member"));
+            }
+            Some(n) if (1..=MAX_ANSWERS_LIMIT).contains(n.get_ref()) => *n.get_ref() as usize,
+            Some(n) => {
+                return Err(self.error(
+                    n.span(),
+                    format!("max_answers must be 1..={MAX_ANSWERS_LIMIT}"),
+                ));
+            }
+        };
+        let when_all_down = match &raw.when_all_down {
+            None => WhenAllDown::AnswerAll,
+            Some(mode) => match mode.get_ref().as_str() {
+                "answer-all" => WhenAllDown::AnswerAll,
+                "fallback" => WhenAllDown::Fallback,
+                "answer-none" => WhenAllDown::AnswerNone,
+                other => {
+                    return Err(self.error(mode.span(), format!("when_all_down {other:?} is not \"answer-all\", \"fallback\" or \"answer-none\"")));
+                }
+            },
+        };
+        let mut fallback = Vec::new();
+        match (&raw.fallback, when_all_down) {
+            (Some(list), WhenAllDown::Fallback) => {
+                for entry in list.get_ref() {
+                    let addr: IpAddr = entry.get_ref().parse().map_err(|_| {
+                        self.error(
+                            entry.span(),
+                            format!("fallback {:?} is not an IP address", entry.get_ref()),
+                        )
+                    })?;
+                    if fallback.contains(&addr) {
+                        return Err(
+                            self.error(entry.span(), format!("fallback {addr} is listed twice"))
+                        );
+                    }
+                    fallback.push(addr);
+                }
+                if fallback.is_empty() {
+                    return Err(self.error(
+                        list.span(),
+                        "fallback is empty; list the addresses to answer when every member is down",
+                    ));
+                }
+                if fallback.len() > MAX_ANSWERS_LIMIT as usize {
+                    return Err(self.error(
+                        list.span(),
+                        format!("fallback lists more than {MAX_ANSWERS_LIMIT} addresses"),
+                    ));
+                }
+            }
+            (Some(list), _) => {
+                return Err(self.error(
+                    list.span(),
+                    "fallback applies only with when_all_down = \"fallback\"",
+                ));
+            }
+            (None, WhenAllDown::Fallback) => {
+                return Err(self.error(span_of(&raw.when_all_down), "when_all_down = \"fallback\" needs fallback = [\"...\"], the addresses to answer when every member is down"));
+            }
+            (None, _) => {}
+        }
+        let failback_delay = match &raw.failback_delay {
+            None => Duration::ZERO,
+            Some(delay) if policy != Policy::Failover => {
+                return Err(self.error(
+                    delay.span(),
+                    "failback_delay applies only to policy = \"failover\"",
+                ));
+            }
+            Some(delay) if !raw.failback => {
+                return Err(self.error(delay.span(), "failback_delay applies only with failback = true (with failback = false answers never move back)"));
+            }
+            Some(delay) => self.bounded(delay, "failback_delay", Duration::ZERO..=MAX_DURATION)?,
+        };
         Ok(ServicePlan {
             name,
             zone: zone_index,
             ttl: raw.ttl.into_inner(),
-            policy: raw.policy,
+            policy,
             failback: raw.failback,
+            failback_delay,
+            max_answers,
+            when_all_down,
+            fallback,
             members,
             check,
         })
+    }
+
+    /// The members of `tiers` (each a list; plain members are tiers of one), validated.
+    fn members(
+        &self,
+        service: &Name,
+        tiers: Vec<Vec<Spanned<RawMember>>>,
+        span: Range<usize>,
+        check: &CheckPlan,
+    ) -> Result<Vec<MemberPlan>, LoadError> {
+        let mut members: Vec<MemberPlan> = Vec::new();
+        let mut seen = HashSet::new();
+        for (tier, list) in tiers.into_iter().enumerate() {
+            for member in list {
+                let member_span = member.span();
+                let (address, weight, check_address, port) = match member.into_inner() {
+                    RawMember::Plain(address) => (
+                        Spanned::new(member_span.clone(), address.into_inner()),
+                        None,
+                        None,
+                        None,
+                    ),
+                    RawMember::Table(table) => {
+                        (table.address, table.weight, table.check_address, table.port)
+                    }
+                };
+                let ip = |text: &Spanned<String>, what: &str| -> Result<IpAddr, LoadError> {
+                    text.get_ref().parse().map_err(|_| {
+                        self.error(text.span(), format!("{what} {:?} is not an IP address; members are IPv4 or IPv6 addresses, e.g. \"192.0.2.10\"", text.get_ref()))
+                    })
+                };
+                let addr = ip(&address, "member")?;
+                if !seen.insert(addr) {
+                    return Err(
+                        self.error(address.span(), format!("member {addr} is listed twice"))
+                    );
+                }
+                let weight = match weight {
+                    None => 1,
+                    Some(w) if *w.get_ref() <= MAX_WEIGHT => w.into_inner(),
+                    Some(w) => {
+                        return Err(self.error(w.span(), format!("weight must be 0..={MAX_WEIGHT}")));
+                    }
+                };
+                let check_ip = match &check_address {
+                    None => addr,
+                    Some(text) => ip(text, "check_address")?,
+                };
+                let port = match port {
+                    None => check.port,
+                    Some(p) if *p.get_ref() == 0 => {
+                        return Err(self.error(p.span(), "port must be 1..=65535"));
+                    }
+                    Some(p) => p.into_inner(),
+                };
+                members.push(MemberPlan {
+                    address: addr,
+                    weight,
+                    tier: u32::try_from(tier).unwrap_or(u32::MAX),
+                    check_target: SocketAddr::new(check_ip, port),
+                });
+            }
+        }
+        if members.is_empty() {
+            return Err(self.error(
+                span,
+                format!("service {service} has no members; list the primary first, then standbys"),
+            ));
+        }
+        Ok(members)
     }
 
     fn check(&self, raw: RawCheck) -> Result<CheckPlan, LoadError> {

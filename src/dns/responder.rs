@@ -13,7 +13,7 @@ use super::fast::FastPath;
 use super::request::respond;
 use super::wire::{Answered, Protocol};
 use super::{transfer, tsig};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{ServiceRecords, Snapshot};
 
 /// Answers requests over one transport.
 pub struct Responder {
@@ -64,8 +64,12 @@ impl Responder {
         if let Some(hit) = memo.get(snapshot, request) {
             return Some(hit);
         }
+        ServiceRecords::drew();
         let answered = respond(snapshot, request, self.protocol, source)?;
-        memo.offer(request, &answered);
+        // A weighted answer is drawn afresh for every response: never memoized.
+        if !ServiceRecords::drew() {
+            memo.offer(request, &answered);
+        }
         Some(answered)
     }
 

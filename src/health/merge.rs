@@ -56,12 +56,18 @@ impl Monitor {
                 service
                     .members
                     .iter()
-                    .map(|addr| match keep.remove(&(key.clone(), *addr)) {
-                        Some((check, member)) if check == service.check => member,
+                    .map(|plan| match keep.remove(&(key.clone(), plan.address)) {
+                        Some((check, member))
+                            if check == service.check
+                                && member.check_target == plan.check_target =>
+                        {
+                            member
+                        }
                         _ => {
                             self.next_probe += 1;
                             Member {
-                                addr: *addr,
+                                addr: plan.address,
+                                check_target: plan.check_target,
                                 probe: self.next_probe,
                                 health: MemberHealth::new(now),
                                 last_check: None,
@@ -80,7 +86,7 @@ impl Monitor {
                 .iter()
                 .flat_map(|s| {
                     let key = LowerName::new(&s.name);
-                    s.members.iter().map(move |m| (key.clone(), *m))
+                    s.members.iter().map(move |m| (key.clone(), m.address))
                 })
                 .collect()
         };
@@ -100,10 +106,14 @@ impl Monitor {
         // Services whose answer the reload changed, with what they answered before.
         let mut changed: Vec<(usize, &FamilyAnswers)> = Vec::new();
         let mut answers = Vec::with_capacity(self.plan.services.len());
+        self.failbacks.clear();
         for s in 0..self.plan.services.len() {
             let key = LowerName::new(&self.plan.services[s].name);
             let old = old_answers.get(&key);
             let new = self.select(s, old);
+            if let Some(due) = new.failback_due() {
+                self.failbacks.insert((due, s));
+            }
             if let Some(old) = old
                 && *old != new
             {

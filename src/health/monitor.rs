@@ -15,7 +15,7 @@ use tracing::{error, info};
 
 use super::admin::{Damaged, SavedOverride, Saver};
 use super::schedule::Report;
-use super::state::{self, Failure, MemberHealth, State};
+use super::state::{self, Failure, MemberHealth};
 use crate::config::Plan;
 use crate::metrics::{MemberCounters, Metrics};
 use crate::notify::Delivery;
@@ -28,6 +28,8 @@ use crate::status::CheckStatus;
 #[derive(Debug)]
 pub(super) struct Member {
     pub(super) addr: IpAddr,
+    /// Where its check connects (`check_address`, `port`).
+    pub(super) check_target: std::net::SocketAddr,
     pub(super) probe: u64,
     pub(super) health: MemberHealth,
     pub(super) last_check: Option<LastCheck>,
@@ -93,6 +95,8 @@ pub struct Monitor {
     pub(super) publishes: Option<tokio::sync::watch::Sender<u64>>,
     /// Where answer changes go for `/watch`.
     pub(super) watch: Option<Arc<crate::watch::Hub>>,
+    /// Failbacks held back by `failback_delay`: when each service is to be looked at again.
+    pub(super) failbacks: std::collections::BTreeSet<(Instant, usize)>,
 }
 
 impl Monitor {
@@ -121,6 +125,7 @@ impl Monitor {
             generation: 0,
             publishes: None,
             watch: None,
+            failbacks: std::collections::BTreeSet::new(),
             plan,
         };
         for saved in saved {
@@ -267,6 +272,12 @@ impl Monitor {
     pub(super) fn reselect(&mut self, s: usize, reason: &str) -> bool {
         let new = self.select(s, self.answers.get(s));
         let old = std::mem::replace(&mut self.answers[s], new);
+        if let Some(due) = old.failback_due() {
+            self.failbacks.remove(&(due, s));
+        }
+        if let Some(due) = self.answers[s].failback_due() {
+            self.failbacks.insert((due, s));
+        }
         if old == self.answers[s] {
             return false;
         }
@@ -279,30 +290,84 @@ impl Monitor {
         true
     }
 
+    /// When the next failback held back by `failback_delay` is due, if any.
+    pub(super) fn next_failback(&self) -> Option<Instant> {
+        self.failbacks.first().map(|(at, _)| *at)
+    }
+
+    /// Looks again at every service whose held-back failback is due at `now`; true when some
+    /// answer changed.
+    pub(super) fn failbacks_due(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        while let Some(&(at, s)) = self.failbacks.first() {
+            if at > now {
+                break;
+            }
+            self.failbacks.remove(&(at, s));
+            let delay = humantime::format_duration(self.plan.services[s].failback_delay);
+            changed |= self.reselect(s, &format!("failback_delay {delay} passed"));
+        }
+        changed
+    }
+
     /// Service `s`'s current answer as the records the query path serves.
     pub(super) fn render(&self, s: usize) -> Arc<ServiceRecords> {
         let service = &self.plan.services[s];
-        let addresses = self.answers[s].addresses();
-        Arc::new(ServiceRecords::new(&service.name, service.ttl, &addresses))
+        let answers = &self.answers[s];
+        let addresses = answers.addresses();
+        let weights: Vec<u32> = [&answers.v4, &answers.v6]
+            .iter()
+            .flat_map(|s| s.weights.iter().copied())
+            .collect();
+        Arc::new(ServiceRecords::weighted(
+            &service.name,
+            service.ttl,
+            &addresses,
+            &weights,
+        ))
     }
 
-    /// The answer for service `s` from its members' states and overrides; `current` is what
-    /// it answers now (for `failback = false`).
+    /// The answer for service `s` from its members' states and overrides at `now`; `current`
+    /// is what it answers now (for `failback = false` and `failback_delay`).
     pub(super) fn select(&self, s: usize, current: Option<&FamilyAnswers>) -> FamilyAnswers {
+        let now = Instant::now();
         let service = &self.plan.services[s];
         let key = LowerName::new(&service.name);
+        let none = policy::Selection::default();
         let family = |v4: bool| {
-            let members: Vec<(IpAddr, State, Option<AdminOverride>)> = self.members[s]
+            let members: Vec<policy::OverriddenMember> = self.members[s]
                 .iter()
-                .filter(|m| m.addr.is_ipv4() == v4)
-                .map(|m| {
+                .zip(&service.members)
+                .filter(|(m, _)| m.addr.is_ipv4() == v4)
+                .map(|(m, plan)| {
                     let admin = self.overrides.get(&(key.clone(), m.addr)).map(|o| o.0);
-                    (m.addr, m.health.state, admin)
+                    let candidate = policy::Candidate {
+                        addr: m.addr,
+                        state: m.health.state,
+                        tier: plan.tier,
+                        weight: plan.weight,
+                        since: Some(m.health.since),
+                    };
+                    (candidate, admin)
                 })
                 .collect();
             let effective = policy::apply_overrides(&members);
-            let held = current.map_or(&[][..], |c| &c.of(v4).addresses[..]);
-            policy::select(service.policy, service.failback, &effective, held)
+            let fallback: Vec<IpAddr> = service
+                .fallback
+                .iter()
+                .filter(|a| a.is_ipv4() == v4)
+                .copied()
+                .collect();
+            let rules = policy::Rules {
+                policy: service.policy,
+                failback: service.failback,
+                failback_delay: service.failback_delay,
+                max_answers: service.max_answers,
+                when_all_down: service.when_all_down,
+                fallback: &fallback,
+            };
+            let current = current.map_or(&none, |c| c.of(v4));
+            policy::select(&rules, &effective, current, now)
         };
         FamilyAnswers {
             v4: family(true),

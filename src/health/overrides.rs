@@ -24,10 +24,10 @@ impl Monitor {
         for service in &self.plan.services {
             let key = LowerName::new(&service.name);
             for member in &service.members {
-                if damaged.text.contains(&member.to_string()) {
+                if damaged.text.contains(&member.address.to_string()) {
                     self.overrides
-                        .insert((key.clone(), *member), (AdminOverride::Drain, now));
-                    drained.push(format!("{member} of {}", service.name));
+                        .insert((key.clone(), member.address), (AdminOverride::Drain, now));
+                    drained.push(format!("{} of {}", member.address, service.name));
                 }
             }
         }
@@ -63,7 +63,7 @@ impl Monitor {
             .position(|svc| LowerName::new(&svc.name) == wanted)
             .ok_or_else(|| AdminError::UnknownService(service.to_string()))?;
         let name = self.plan.services[s].name.clone();
-        if !self.plan.services[s].members.contains(&member) {
+        if !self.plan.services[s].has_member(member) {
             return Err(AdminError::UnknownMember {
                 service: name.to_string(),
                 member,

@@ -228,9 +228,14 @@ impl Clients {
 }
 
 impl Probe {
-    /// Prepares the check `check` of the member at `addr`, with a client from `clients`.
-    pub fn new(check: &CheckPlan, addr: IpAddr, clients: &mut Clients) -> Result<Self, ProbeError> {
-        let target = SocketAddr::new(addr, check.port);
+    /// Prepares the check `check` of a member, connecting to `target` (its check address and
+    /// port), with a client from `clients`.
+    pub fn new(
+        check: &CheckPlan,
+        target: SocketAddr,
+        clients: &mut Clients,
+    ) -> Result<Self, ProbeError> {
+        let addr = target.ip();
         let http = match &check.kind {
             CheckKind::Tcp => {
                 return Ok(Probe::Tcp {
@@ -243,7 +248,7 @@ impl Probe {
         let tls = http.scheme == "https";
         let default_port = if tls { 443 } else { 80 };
         // The member's address and the configured name, as the URL would write them.
-        let named = http.host.as_ref().map(|host| match check.port {
+        let named = http.host.as_ref().map(|host| match target.port() {
             port if port == default_port => host.clone(),
             port => format!("{host}:{port}"),
         });
@@ -251,7 +256,7 @@ impl Probe {
         // else the member's address and port (as reqwest writes a URL's authority).
         let authority = match &named {
             Some(named) => named.clone(),
-            None => match check.port {
+            None => match target.port() {
                 port if port == default_port => format_ip(addr),
                 _ => target.to_string(),
             },
@@ -397,10 +402,10 @@ mod tests {
         let backend = name_based_backend().await;
         let mut clients = Clients::default();
         let named = plan("http", Some("app.example.test"), backend.port());
-        let probe = Probe::new(&named, backend.ip(), &mut clients).expect("probe");
+        let probe = Probe::new(&named, backend, &mut clients).expect("probe");
         assert_eq!(probe.run().await, Ok(()));
         let unnamed = plan("http", None, backend.port());
-        let probe = Probe::new(&unnamed, backend.ip(), &mut clients).expect("probe");
+        let probe = Probe::new(&unnamed, backend, &mut clients).expect("probe");
         assert_eq!(probe.run().await, Err("HTTP 404".into()));
     }
 
@@ -414,14 +419,16 @@ mod tests {
                 plan("http", Some("app.example.test"), 8080),
                 plan("https", None, 443),
             ] {
-                Probe::new(&check, member, &mut clients).expect("probe");
+                let target = SocketAddr::new(member, check.port);
+                Probe::new(&check, target, &mut clients).expect("probe");
             }
         }
         assert_eq!(clients.len(), 2, "one for plain HTTP, one for HTTPS");
         // HTTPS with a name needs that name resolved to each member: one client each.
         for n in 1..=3u8 {
             let check = plan("https", Some("app.example.test"), 443);
-            Probe::new(&check, IpAddr::from([127, 0, 0, n]), &mut clients).expect("probe");
+            let target = SocketAddr::new(IpAddr::from([127, 0, 0, n]), 443);
+            Probe::new(&check, target, &mut clients).expect("probe");
         }
         assert_eq!(clients.len(), 5);
         assert_eq!(

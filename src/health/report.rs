@@ -14,7 +14,7 @@ use crate::config::ServicePlan;
 use crate::metrics::{ServiceLabels, ZoneLabels};
 use crate::notify::AnswerChange;
 use crate::policy::{FamilyAnswers, Selection};
-use crate::status::{MemberStatus, ServiceStatus, StateFileStatus, Status};
+use crate::status::{MemberStatus, PendingFailback, ServiceStatus, StateFileStatus, Status};
 
 impl Monitor {
     /// Logs, counts and sends to webhooks one change of a service's answer.
@@ -41,6 +41,14 @@ impl Monitor {
                 continue;
             }
             log_answer_change(service, family, old, new, reason);
+            if let (None, Some(mode)) = (old.all_down, new.all_down) {
+                let labels = crate::metrics::AllDownLabels {
+                    service: service.name.to_string(),
+                    family: family.to_string(),
+                    mode: mode.as_str().to_string(),
+                };
+                self.metrics.all_down.get_or_create(&labels).inc();
+            }
             if events.is_none() && self.watch.is_none() {
                 continue;
             }
@@ -50,7 +58,7 @@ impl Monitor {
                 family,
                 from: old.addresses.clone(),
                 to: new.addresses.clone(),
-                failing_open: new.failing_open,
+                failing_open: new.failing_open(),
                 reason: reason.to_string(),
                 serial,
                 at: rfc3339(SystemTime::now()),
@@ -93,10 +101,24 @@ impl Monitor {
                     ttl: service.ttl,
                     answering: answers.addresses(),
                     failing_open: answers.failing_open(),
+                    when_all_down: service.when_all_down.as_str().to_string(),
+                    all_down: answers.all_down().map(|mode| mode.as_str().to_string()),
+                    pending_failback: [&answers.v4, &answers.v6]
+                        .iter()
+                        .filter_map(|s| s.pending_failback.as_ref())
+                        .min_by_key(|(_, at)| *at)
+                        .map(|(to, at)| PendingFailback {
+                            to: to.clone(),
+                            at: rfc3339(wall + at.saturating_duration_since(now)),
+                        }),
                     members: members
                         .iter()
-                        .map(|m| MemberStatus {
+                        .zip(&service.members)
+                        .map(|(m, plan)| MemberStatus {
                             address: m.addr,
+                            check: Some(m.check_target),
+                            tier: plan.tier,
+                            weight: plan.weight,
                             state: m.health.state.to_string(),
                             admin: self.overrides.get(&(key.clone(), m.addr)).map(|o| o.0),
                             since: rfc3339(wall - now.saturating_duration_since(m.health.since)),
@@ -147,10 +169,20 @@ fn log_answer_change(
             .collect::<Vec<_>>()
             .join(",")
     };
-    if new.failing_open {
-        warn!(event = "answer_changed", service = %service.name, family, from = %list(old), to = %list(new), failing_open = true, reason, "every {family} member of {} is down; failing open and answering all of them", service.name);
-    } else {
-        info!(event = "answer_changed", service = %service.name, family, from = %list(old), to = %list(new), failing_open = false, reason, "{} {family} answer changed from {} to {}", service.name, list(old), list(new));
+    use crate::config::WhenAllDown;
+    match new.all_down {
+        Some(WhenAllDown::AnswerAll) => {
+            warn!(event = "answer_changed", service = %service.name, family, from = %list(old), to = %list(new), failing_open = true, when_all_down = "answer-all", reason, "every {family} member of {} is down; failing open and answering all of them", service.name);
+        }
+        Some(WhenAllDown::Fallback) => {
+            warn!(event = "answer_changed", service = %service.name, family, from = %list(old), to = %list(new), when_all_down = "fallback", reason, "every {family} member of {} is down; answering its fallback {}", service.name, list(new));
+        }
+        Some(WhenAllDown::AnswerNone) => {
+            warn!(event = "answer_changed", service = %service.name, family, from = %list(old), to = %list(new), when_all_down = "answer-none", reason, "every {family} member of {} is down; answering no {family} records", service.name);
+        }
+        None => {
+            info!(event = "answer_changed", service = %service.name, family, from = %list(old), to = %list(new), failing_open = false, reason, "{} {family} answer changed from {} to {}", service.name, list(old), list(new));
+        }
     }
 }
 

@@ -45,7 +45,16 @@ impl Running {
         let mut batch = Vec::with_capacity(REPORT_BATCH);
         let publish_due = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(publish_due);
+        let failback_due = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(failback_due);
         loop {
+            let next_failback = self.monitor.next_failback();
+            if let Some(at) = next_failback {
+                let at = tokio::time::Instant::from_std(at);
+                if failback_due.is_elapsed() || failback_due.deadline() != at {
+                    failback_due.as_mut().reset(at);
+                }
+            }
             tokio::select! {
                 () = self.schedule.next(&mut batch, REPORT_BATCH) => {
                     let mut changed = false;
@@ -58,6 +67,12 @@ impl Running {
                     }
                 }
                 () = &mut publish_due, if self.unpublished => {}
+                () = &mut failback_due, if next_failback.is_some() => {
+                    if self.monitor.failbacks_due(Instant::now()) && !self.unpublished {
+                        self.unpublished = true;
+                        publish_due.as_mut().reset(self.published + PUBLISH_GAP);
+                    }
+                }
                 Some(command) = commands.recv() => self.command(command),
                 else => return,
             }
@@ -113,7 +128,8 @@ impl Running {
     pub(super) fn schedule_probe(&mut self, id: u64, s: usize, m: usize) {
         let service = &self.monitor.plan.services[s];
         let addr = self.monitor.members[s][m].addr;
-        match Probe::new(&service.check, addr, &mut self.clients) {
+        let target = self.monitor.members[s][m].check_target;
+        match Probe::new(&service.check, target, &mut self.clients) {
             Ok(probe) => {
                 let check = &service.check;
                 let tag = MemberIndex::new(s, m).tag();

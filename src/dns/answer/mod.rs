@@ -354,8 +354,8 @@ impl<'s> Lookup<'s, '_> {
             qtype
         };
         let found: Vec<&'s Record> = match (qtype, service) {
-            (RecordType::A, Some(service)) => service.a.iter().collect(),
-            (RecordType::AAAA, Some(service)) => service.aaaa.iter().collect(),
+            (RecordType::A, Some(service)) => service.answer(true).iter().collect(),
+            (RecordType::AAAA, Some(service)) => service.answer(false).iter().collect(),
             _ => static_set(qtype),
         };
         if found.is_empty() {
@@ -419,10 +419,7 @@ impl<'s> Lookup<'s, '_> {
     fn addresses_at(&self, name: &LowerName, rtype: RecordType) -> Vec<Cow<'s, Record>> {
         let zone = self.zone;
         if let Some(service) = zone.services.get(name) {
-            let records = match rtype {
-                RecordType::A => &service.a,
-                _ => &service.aaaa,
-            };
+            let records = service.answer(rtype == RecordType::A);
             return records.iter().map(Cow::Borrowed).collect();
         }
         let of = |node: &'s Node| -> Vec<&'s Record> {

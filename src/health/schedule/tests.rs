@@ -73,8 +73,12 @@ async fn a_hung_check_does_not_delay_the_others() {
 
     let mut schedule = Schedule::default();
     let localhost = "127.0.0.1".parse().expect("ip");
-    let probe =
-        Probe::new(&http_plan(hung_port), localhost, &mut Default::default()).expect("probe");
+    let probe = Probe::new(
+        &http_plan(hung_port),
+        std::net::SocketAddr::new(localhost, hung_port),
+        &mut Default::default(),
+    )
+    .expect("probe");
     schedule.add(1, 1, probe, TIMEOUT, TIMEOUT);
     schedule.add(
         2,
@@ -246,7 +250,12 @@ async fn a_check_in_flight_reports_with_the_tag_its_probe_has_when_it_ends() {
         }
     });
     let localhost = "127.0.0.1".parse().expect("ip");
-    let probe = Probe::new(&http_plan(port), localhost, &mut Default::default()).expect("probe");
+    let probe = Probe::new(
+        &http_plan(port),
+        std::net::SocketAddr::new(localhost, port),
+        &mut Default::default(),
+    )
+    .expect("probe");
     let mut schedule = Schedule::default();
     let timeout = Duration::from_millis(300);
     schedule.add(3, 30, probe, Duration::from_secs(30), timeout);
