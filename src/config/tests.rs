@@ -377,3 +377,98 @@ fn keys_and_transfer_settings_are_checked_with_the_line_to_blame() {
     let err = error_for(&twice);
     assert!(err.message.contains("defined twice"), "{err}");
 }
+
+#[test]
+fn policy_keys_that_do_not_fit_together_name_their_line() {
+    let check = "[service.check]\nkind = \"tcp\"\nport = 80\n";
+    let cases = [
+        (
+            "name = \"www.svc.example.test.\"\npolicy = \"all\"\ntiers = [[\"192.0.2.1\"], [\"192.0.2.2\"]]\n",
+            11,
+            "tiers apply only to policy = \"failover\"",
+        ),
+        (
+            "name = \"www.svc.example.test.\"\nmembers = [\"192.0.2.1\"]\nfallback = [\"192.0.2.9\"]\n",
+            11,
+            "fallback applies only with when_all_down = \"fallback\"",
+        ),
+        (
+            "name = \"www.svc.example.test.\"\nmembers = [\"192.0.2.1\"]\nwhen_all_down = \"fallback\"\n",
+            11,
+            "needs fallback",
+        ),
+        (
+            "name = \"www.svc.example.test.\"\nmembers = [\"192.0.2.1\"]\nwhen_all_down = \"sorry\"\n",
+            11,
+            "is not \"answer-all\"",
+        ),
+        (
+            "name = \"www.svc.example.test.\"\nmembers = [\"192.0.2.1\"]\nfailback = false\nfailback_delay = \"30s\"\n",
+            12,
+            "only with failback = true",
+        ),
+        (
+            "name = \"www.svc.example.test.\"\npolicy = \"weighted\"\nmax_answers = 2\nmembers = [\"192.0.2.1\"]\n",
+            11,
+            "does not apply to policy = \"weighted\"",
+        ),
+        (
+            "name = \"www.svc.example.test.\"\nmembers = [{ address = \"192.0.2.1\", wieght = 3 }]\n",
+            10,
+            "wieght",
+        ),
+        (
+            "name = \"www.svc.example.test.\"\nmembers = [{ address = \"192.0.2.1\", check_address = \"db\" }]\n",
+            10,
+            "check_address \"db\" is not an IP address",
+        ),
+        (
+            "name = \"www.svc.example.test.\"\nmembers = [\"192.0.2.1\"]\ntiers = [[\"192.0.2.2\"]]\n",
+            10,
+            "both members and tiers",
+        ),
+        (
+            "name = \"www.svc.example.test.\"\ntiers = [[\"192.0.2.1\"], []]\n",
+            10,
+            "tier 2 of service www.svc.example.test. is empty",
+        ),
+    ];
+    for (service, line, message) in cases {
+        let err = error_for(&config_with_service(&format!("{service}{check}")));
+        assert!(err.message.contains(message), "{service}: {err}");
+        assert_eq!(err.line, Some(line), "{service}: {err}");
+    }
+}
+
+#[test]
+fn member_tables_and_tiers_load_with_their_defaults() {
+    let service = "name = \"www.svc.example.test.\"\npolicy = \"failover\"\nfailback_delay = \"30s\"\n\
+                   tiers = [[\"192.0.2.1\", { address = \"192.0.2.2\", weight = 3, check_address = \"10.0.0.2\", port = 8081 }], [\"198.51.100.1\"]]\n\
+                   [service.check]\nkind = \"tcp\"\nport = 80\n";
+    let (_dir, path) = write_config(&config_with_service(service));
+    let plan = load(&path).expect("loads");
+    let service = &plan.services[0];
+    assert_eq!(service.failback_delay, Duration::from_secs(30));
+    assert_eq!(service.when_all_down, WhenAllDown::AnswerAll);
+    assert_eq!(service.max_answers, 8);
+    let members: Vec<(String, u32, u32, String)> = service
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.address.to_string(),
+                m.tier,
+                m.weight,
+                m.check_target.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        members,
+        [
+            ("192.0.2.1".into(), 0, 1, "192.0.2.1:80".into()),
+            ("192.0.2.2".into(), 0, 3, "10.0.0.2:8081".into()),
+            ("198.51.100.1".into(), 1, 1, "198.51.100.1:80".into()),
+        ]
+    );
+}

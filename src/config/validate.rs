@@ -619,7 +619,9 @@ impl Validator<'_> {
                     None => 1,
                     Some(w) if *w.get_ref() <= MAX_WEIGHT => w.into_inner(),
                     Some(w) => {
-                        return Err(self.error(w.span(), format!("weight must be 0..={MAX_WEIGHT}")));
+                        return Err(
+                            self.error(w.span(), format!("weight must be 0..={MAX_WEIGHT}"))
+                        );
                     }
                 };
                 let check_ip = match &check_address {

@@ -12,6 +12,7 @@ mod failover;
 mod hardening;
 mod hold;
 mod knot;
+mod policies;
 mod request_path;
 mod transfer;
 mod watch;
