@@ -9,6 +9,9 @@ use std::io;
 /// What a system call that found this host out of file descriptors (EMFILE, ENFILE) says: the
 /// server's own exhaustion, never a member's fault (see `health::state::NO_DESCRIPTORS`).
 pub const OUT_OF_DESCRIPTORS: &str = "no result: this host is out of file descriptors";
+/// A script check that found every one of `max_scripts` slots taken: no result about the
+/// member either.
+pub const NO_SCRIPT_SLOT: &str = "no result: every max_scripts slot is taken";
 
 /// The innermost cause of an error, which is the part an operator can act on
 /// ("connection refused", not "error sending request for url"), in words for a log.

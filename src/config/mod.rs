@@ -73,6 +73,8 @@ pub struct ServerPlan {
     pub rate_limit_slip: u32,
     /// Most zone transfers sent at once (BIND's `transfers-out`).
     pub transfers_out: usize,
+    /// Most script checks running at once (`max_scripts`).
+    pub max_scripts: usize,
     /// Answer to CHAOS TXT `id.server.`/`hostname.bind.`, so an operator can tell which
     /// anycast or redundant node answered; empty means refused.
     pub identity: String,
@@ -224,8 +226,39 @@ pub struct CheckPlan {
 pub enum CheckKind {
     /// Healthy when a TCP connection to the port is accepted.
     Tcp,
+    /// Healthy when, connected, writing `send` (if any) brings a reply containing `expect`
+    /// (HAProxy's `tcp-check send` / `expect string`).
+    TcpExpect {
+        /// Written once connected.
+        send: Option<String>,
+        /// Looked for in what the member sends back.
+        expect: String,
+    },
     /// Healthy when an HTTP GET returns an expected status.
     Http(HttpCheck),
+    /// Healthy when a command exits with status 0.
+    Script(ScriptCheck),
+    /// Healthy when a DNS query is answered with the expected response code.
+    Dns(DnsCheck),
+}
+
+/// Script check settings (`kind = "script"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptCheck {
+    /// The program and its arguments, `{address}` and `{port}` replaced per member; run
+    /// directly, never through a shell.
+    pub command: Vec<String>,
+}
+
+/// DNS check settings (`kind = "dns"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsCheck {
+    /// The name asked.
+    pub query: Name,
+    /// The type asked (default SOA).
+    pub qtype: hickory_proto::rr::RecordType,
+    /// The response code that counts as healthy (default NOERROR).
+    pub expect_rcode: hickory_proto::op::ResponseCode,
 }
 
 /// HTTP check settings.
@@ -241,6 +274,8 @@ pub struct HttpCheck {
     pub expect_status: RangeInclusive<u16>,
     /// Whether an https check verifies the server's certificate.
     pub tls_verify: bool,
+    /// A string the first 64 KiB of the body must contain, if set.
+    pub expect_body: Option<String>,
 }
 
 /// Shortest check interval: 100 checks a second of one member is plenty, and below this a

@@ -92,6 +92,8 @@ pub(super) struct RawServer {
     pub(super) rate_limit_slip: Spanned<u32>,
     #[serde(default = "default_transfers_out")]
     pub(super) transfers_out: Spanned<u32>,
+    #[serde(default = "default_max_scripts")]
+    pub(super) max_scripts: Spanned<u32>,
     #[serde(default)]
     pub(super) identity: Option<Spanned<String>>,
     #[serde(default)]
@@ -123,6 +125,9 @@ pub(super) fn default_http_timeout() -> Spanned<Duration> {
 }
 pub(super) fn default_rate_limit() -> Spanned<u32> {
     Spanned::new(0..0, 200)
+}
+pub(super) fn default_max_scripts() -> Spanned<u32> {
+    Spanned::new(0..0, 16)
 }
 pub(super) fn default_transfers_out() -> Spanned<u32> {
     Spanned::new(0..0, 10)
@@ -232,18 +237,29 @@ pub(super) fn default_true() -> bool {
 pub(super) enum RawKind {
     Tcp,
     Http,
+    Script,
+    Dns,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCheck {
     pub(super) kind: RawKind,
-    pub(super) port: Spanned<u16>,
+    #[serde(default)]
+    pub(super) port: Option<Spanned<u16>>,
     pub(super) path: Option<Spanned<String>>,
     pub(super) host: Option<Spanned<String>>,
     pub(super) scheme: Option<Spanned<String>>,
     pub(super) expect_status: Option<Spanned<RawStatus>>,
     pub(super) tls_verify: Option<Spanned<bool>>,
+    pub(super) expect_body: Option<Spanned<String>>,
+    pub(super) send: Option<Spanned<String>>,
+    pub(super) expect: Option<Spanned<String>>,
+    pub(super) command: Option<Spanned<Vec<String>>>,
+    pub(super) query: Option<Spanned<String>>,
+    #[serde(rename = "type")]
+    pub(super) qtype: Option<Spanned<String>>,
+    pub(super) expect_rcode: Option<Spanned<String>>,
     #[serde(default = "default_interval", with = "spanned_duration")]
     pub(super) interval: Spanned<Duration>,
     #[serde(default = "default_timeout", with = "spanned_duration")]

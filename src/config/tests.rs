@@ -472,3 +472,54 @@ fn member_tables_and_tiers_load_with_their_defaults() {
         ]
     );
 }
+
+#[test]
+fn check_keys_of_another_kind_and_incomplete_checks_name_their_line() {
+    let service = "name = \"www.svc.example.test.\"\nmembers = [\"192.0.2.1\"]\n[service.check]\n";
+    let cases = [
+        (
+            "kind = \"tcp\"\nport = 80\nexpect_body = \"ok\"\n",
+            14,
+            "`expect_body` applies only to kind = \"http\"",
+        ),
+        (
+            "kind = \"http\"\nport = 80\nsend = \"PING\"\n",
+            14,
+            "`send` applies only to kind = \"tcp\"",
+        ),
+        (
+            "kind = \"tcp\"\nport = 80\nsend = \"PING\"\n",
+            14,
+            "send needs expect",
+        ),
+        ("kind = \"script\"\n", 11, "needs command"),
+        ("kind = \"script\"\ncommand = []\n", 13, "command is empty"),
+        (
+            "kind = \"script\"\ncommand = [\"/bin/check\", \"{port}\"]\n",
+            13,
+            "uses {port} but the check has no port",
+        ),
+        (
+            "kind = \"script\"\ncommand = [\"/bin/check\"]\nhold = true\n",
+            11,
+            "hold = true applies to tcp and http",
+        ),
+        ("kind = \"dns\"\n", 11, "needs query"),
+        (
+            "kind = \"dns\"\nquery = \"health.example.\"\ntype = \"BOGUS\"\n",
+            14,
+            "is not a DNS record type",
+        ),
+        (
+            "kind = \"dns\"\nquery = \"health.example.\"\nexpect_rcode = \"OK\"\n",
+            14,
+            "is not one of NOERROR",
+        ),
+        ("kind = \"tcp\"\n", 11, "needs a port"),
+    ];
+    for (check, line, message) in cases {
+        let err = error_for(&config_with_service(&format!("{service}{check}")));
+        assert!(err.message.contains(message), "{check}: {err}");
+        assert_eq!(err.line, Some(line), "{check}: {err}");
+    }
+}

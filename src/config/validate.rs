@@ -21,8 +21,8 @@ use super::schema::{
     RawZone, is_default,
 };
 use super::{
-    CheckKind, CheckPlan, HttpCheck, MAX_DURATION, MIN_INTERVAL, MIN_TIMEOUT, MemberPlan, Policy,
-    ServerPlan, ServicePlan, WebhookPlan, WhenAllDown,
+    CheckKind, CheckPlan, DnsCheck, HttpCheck, MAX_DURATION, MIN_INTERVAL, MIN_TIMEOUT, MemberPlan,
+    Policy, ScriptCheck, ServerPlan, ServicePlan, WebhookPlan, WhenAllDown,
 };
 use crate::dns::acl::TransferPolicy;
 use crate::dns::tsig::{self, Keys, TsigKey};
@@ -240,6 +240,7 @@ impl Validator<'_> {
         let rate_limit = count(&raw.rate_limit, "rate_limit", 0..=10_000_000)?;
         let rate_limit_slip = count(&raw.rate_limit_slip, "rate_limit_slip", 0..=10)?;
         let transfers_out = count(&raw.transfers_out, "transfers_out", 1..=1000)?;
+        let max_scripts = count(&raw.max_scripts, "max_scripts", 1..=1000)?;
         let mut http_hosts = Vec::new();
         for host in raw.http_hosts {
             let name = host.get_ref().trim_end_matches('.').to_ascii_lowercase();
@@ -269,6 +270,7 @@ impl Validator<'_> {
             rate_limit,
             rate_limit_slip,
             transfers_out: transfers_out as usize,
+            max_scripts: max_scripts as usize,
             identity,
             version,
             http,
@@ -447,7 +449,8 @@ impl Validator<'_> {
             ));
         }
 
-        let check = self.check(raw.check.into_inner())?;
+        let check_span = raw.check.span();
+        let check = self.check(raw.check.into_inner(), check_span)?;
         let policy = raw.policy;
         let (members, tiered) = match (raw.members, raw.tiers) {
             (Some(members), None) => {
@@ -652,30 +655,120 @@ impl Validator<'_> {
         Ok(members)
     }
 
-    fn check(&self, raw: RawCheck) -> Result<CheckPlan, LoadError> {
-        if *raw.port.get_ref() == 0 {
-            return Err(self.error(raw.port.span(), "check port must be 1..=65535"));
+    fn check(&self, raw: RawCheck, table: Range<usize>) -> Result<CheckPlan, LoadError> {
+        let kind_name = match raw.kind {
+            RawKind::Tcp => "tcp",
+            RawKind::Http => "http",
+            RawKind::Script => "script",
+            RawKind::Dns => "dns",
+        };
+        // Each kind's own keys: any other kind's is a mistake worth naming.
+        let span = |value: Option<Range<usize>>, key: &'static str, kind: &'static str| {
+            value.map(|span| (key, span, kind))
+        };
+        let keys = [
+            span(raw.path.as_ref().map(Spanned::span), "path", "http"),
+            span(raw.host.as_ref().map(Spanned::span), "host", "http"),
+            span(raw.scheme.as_ref().map(Spanned::span), "scheme", "http"),
+            span(
+                raw.expect_status.as_ref().map(Spanned::span),
+                "expect_status",
+                "http",
+            ),
+            span(
+                raw.tls_verify.as_ref().map(Spanned::span),
+                "tls_verify",
+                "http",
+            ),
+            span(
+                raw.expect_body.as_ref().map(Spanned::span),
+                "expect_body",
+                "http",
+            ),
+            span(raw.send.as_ref().map(Spanned::span), "send", "tcp"),
+            span(raw.expect.as_ref().map(Spanned::span), "expect", "tcp"),
+            span(raw.command.as_ref().map(Spanned::span), "command", "script"),
+            span(raw.query.as_ref().map(Spanned::span), "query", "dns"),
+            span(raw.qtype.as_ref().map(Spanned::span), "type", "dns"),
+            span(
+                raw.expect_rcode.as_ref().map(Spanned::span),
+                "expect_rcode",
+                "dns",
+            ),
+        ];
+        if let Some((key, span, kind)) =
+            keys.into_iter().flatten().find(|(_, _, k)| *k != kind_name)
+        {
+            return Err(self.error(
+                span,
+                format!("`{key}` applies only to kind = \"{kind}\" checks"),
+            ));
         }
+        if raw.hold && !matches!(raw.kind, RawKind::Tcp | RawKind::Http) {
+            return Err(self.error(
+                table,
+                format!(
+                    "hold = true applies to tcp and http checks, not to kind = \"{kind_name}\""
+                ),
+            ));
+        }
+        let port = match (&raw.port, &raw.kind) {
+            (Some(port), _) if *port.get_ref() == 0 => {
+                return Err(self.error(port.span(), "check port must be 1..=65535"));
+            }
+            (Some(port), _) => *port.get_ref(),
+            (None, RawKind::Dns) => 53,
+            // A script that uses no `{port}` needs none.
+            (None, RawKind::Script) => 0,
+            (None, _) => {
+                return Err(self.error(
+                    table,
+                    format!("a kind = \"{kind_name}\" check needs a port"),
+                ));
+            }
+        };
         let kind = match raw.kind {
-            RawKind::Tcp => {
-                let http_only = [
-                    raw.path.as_ref().map(|s| ("path", s.span())),
-                    raw.host.as_ref().map(|s| ("host", s.span())),
-                    raw.scheme.as_ref().map(|s| ("scheme", s.span())),
-                    raw.expect_status
-                        .as_ref()
-                        .map(|s| ("expect_status", s.span())),
-                    raw.tls_verify.as_ref().map(|s| ("tls_verify", s.span())),
-                ];
-                if let Some((key, span)) = http_only.into_iter().flatten().next() {
+            RawKind::Tcp => match (&raw.send, &raw.expect) {
+                (None, None) => CheckKind::Tcp,
+                (send, Some(expect)) if !expect.get_ref().is_empty() => CheckKind::TcpExpect {
+                    send: send.as_ref().map(|s| s.get_ref().clone()),
+                    expect: expect.get_ref().clone(),
+                },
+                (Some(send), None) => {
                     return Err(self.error(
-                        span,
-                        format!("`{key}` applies only to kind = \"http\" checks"),
+                        send.span(),
+                        "send needs expect: the string the reply must contain",
                     ));
                 }
-                CheckKind::Tcp
-            }
+                (_, Some(expect)) => {
+                    return Err(self.error(expect.span(), "expect must not be empty"));
+                }
+            },
             RawKind::Http => CheckKind::Http(self.http_check(&raw)?),
+            RawKind::Script => {
+                let Some(command) = &raw.command else {
+                    return Err(self.error(table, "a kind = \"script\" check needs command = [\"/path/to/program\", \"{address}\", ...]"));
+                };
+                let Some(program) = command.get_ref().first() else {
+                    return Err(self.error(
+                        command.span(),
+                        "command is empty; give the program first, then its arguments",
+                    ));
+                };
+                if program.is_empty() {
+                    return Err(self.error(command.span(), "command's program is empty"));
+                }
+                if port == 0 && command.get_ref().iter().any(|a| a.contains("{port}")) {
+                    return Err(self.error(
+                        command.span(),
+                        "command uses {port} but the check has no port",
+                    ));
+                }
+                CheckKind::Script(ScriptCheck {
+                    command: command.get_ref().clone(),
+                })
+            }
+            RawKind::Dns => CheckKind::Dns(self.dns_check(&raw, table)?),
         };
         let interval =
             self.bounded(&raw.interval, "check interval", MIN_INTERVAL..=MAX_DURATION)?;
@@ -718,7 +811,7 @@ impl Validator<'_> {
         }
         Ok(CheckPlan {
             kind,
-            port: raw.port.into_inner(),
+            port,
             interval,
             timeout,
             fast_interval,
@@ -726,6 +819,44 @@ impl Validator<'_> {
             hold: raw.hold,
             rise: raw.rise.into_inner(),
             fall: raw.fall.into_inner(),
+        })
+    }
+
+    fn dns_check(&self, raw: &RawCheck, table: Range<usize>) -> Result<DnsCheck, LoadError> {
+        let Some(query) = &raw.query else {
+            return Err(self.error(
+                table,
+                "a kind = \"dns\" check needs query = \"name.\", the name to ask",
+            ));
+        };
+        let name = self.fqdn(query, "query")?;
+        let qtype = match &raw.qtype {
+            None => hickory_proto::rr::RecordType::SOA,
+            Some(text) => text.get_ref().to_ascii_uppercase().parse().map_err(|_| {
+                self.error(
+                    text.span(),
+                    format!("type {:?} is not a DNS record type", text.get_ref()),
+                )
+            })?,
+        };
+        let expect_rcode = match &raw.expect_rcode {
+            None => hickory_proto::op::ResponseCode::NoError,
+            Some(text) => match text.get_ref().to_ascii_uppercase().as_str() {
+                "NOERROR" => hickory_proto::op::ResponseCode::NoError,
+                "NXDOMAIN" => hickory_proto::op::ResponseCode::NXDomain,
+                "SERVFAIL" => hickory_proto::op::ResponseCode::ServFail,
+                "REFUSED" => hickory_proto::op::ResponseCode::Refused,
+                "FORMERR" => hickory_proto::op::ResponseCode::FormErr,
+                "NOTIMP" => hickory_proto::op::ResponseCode::NotImp,
+                _ => {
+                    return Err(self.error(text.span(), format!("expect_rcode {:?} is not one of NOERROR, NXDOMAIN, SERVFAIL, REFUSED, FORMERR, NOTIMP", text.get_ref())));
+                }
+            },
+        };
+        Ok(DnsCheck {
+            query: name,
+            qtype,
+            expect_rcode,
         })
     }
 
@@ -772,6 +903,15 @@ impl Validator<'_> {
             host,
             expect_status,
             tls_verify: raw.tls_verify.as_ref().is_none_or(|v| *v.get_ref()),
+            expect_body: match &raw.expect_body {
+                Some(body) if body.get_ref().is_empty() => {
+                    return Err(self.error(body.span(), "expect_body must not be empty"));
+                }
+                Some(body) if body.get_ref().len() > 4096 => {
+                    return Err(self.error(body.span(), "expect_body is longer than 4096 bytes"));
+                }
+                body => body.as_ref().map(|b| b.get_ref().clone()),
+            },
         })
     }
 

@@ -203,7 +203,7 @@ impl Running {
         let wanted: Vec<(u64, usize, usize)> = monitor.probe_ids().collect();
         let wanted_ids: HashSet<u64> = wanted.iter().map(|&(id, _, _)| id).collect();
         summary.members_stopped = self.schedule.retain(|id| wanted_ids.contains(&id));
-        self.clients = probe::Clients::default();
+        self.clients = probe::Clients::new(self.monitor.plan.server.max_scripts);
         for (id, s, m) in wanted {
             if self.schedule.retag(id, MemberIndex::new(s, m).tag()) {
                 summary.members_kept += 1;

@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod due;
+mod exchange;
 mod hold;
 mod merge;
 pub mod monitor;
@@ -25,6 +26,7 @@ pub mod probe;
 mod report;
 mod running;
 pub mod schedule;
+mod script;
 pub mod sockets;
 pub mod state;
 pub mod tls;

@@ -216,7 +216,7 @@ impl Monitor {
                 .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1))
             {
                 self.no_result_logged = Some(now);
-                error!(service = %service.name, member = %member.addr, "a check of {} could not be made: this host is out of file descriptors; it counts as no result, not as a failure (see failover_dns_checks_no_result_total)", member.addr);
+                error!(service = %service.name, member = %member.addr, "a check of {} could not be made ({failure}); it counts as no result, not as a failure (see failover_dns_checks_no_result_total)", member.addr);
             }
             // Nothing about the member changes: not its state, not its counts.
             return false;

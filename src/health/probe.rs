@@ -12,7 +12,9 @@ use reqwest::header::{HOST, HeaderValue};
 
 use rustls::pki_types::ServerName;
 
+use super::exchange::{DnsProbe, TcpExpect};
 use super::hold::{self, HttpHold};
+use super::script::Script;
 use super::sockets::{Connecting, SocketPool, Start};
 use super::state::Failure;
 use super::tls;
@@ -32,6 +34,12 @@ pub enum Probe {
     },
     /// Healthy when `GET url` answers a status in `expect`.
     Http(Arc<HttpProbe>),
+    /// Healthy when, connected, the reply to `send` contains `expect`.
+    TcpExpect(Arc<TcpExpect>),
+    /// Healthy when a command exits 0.
+    Script(Arc<Script>),
+    /// Healthy when a DNS query gets the expected response code.
+    Dns(Arc<DnsProbe>),
 }
 
 /// An HTTP(S) check, shared by the probe and its checks in flight.
@@ -46,6 +54,8 @@ pub struct HttpProbe {
     host: Option<HeaderValue>,
     /// Statuses that count as healthy.
     expect: RangeInclusive<u16>,
+    /// What the first [`BODY_WINDOW`] bytes of the body must contain (`expect_body`).
+    expect_body: Option<Vec<u8>>,
     /// The held keep-alive connection (`hold = true`), which checks use while it is open.
     held: Option<Arc<HttpHold>>,
     /// The request line's path and the Host header, for requests over the held connection.
@@ -56,6 +66,10 @@ pub struct HttpProbe {
 /// Most body bytes read over a held connection to keep it for the next check; a longer body
 /// closes it (the hold opens another).
 const HELD_BODY_LIMIT: usize = 64 * 1024;
+
+/// Body bytes searched for `expect_body` (Route 53's `HTTP_STR_MATCH` reads 5,120; 64 KiB
+/// finds a marker below a page's head).
+const BODY_WINDOW: usize = 64 * 1024;
 
 /// How a check began (see [`Probe::begin`]).
 pub enum Begun {
@@ -71,6 +85,8 @@ pub enum Pending {
     Tcp(Connecting),
     /// An HTTP request, not sent yet.
     Http(Arc<HttpProbe>),
+    /// A check of one of the kinds that are a task from the start.
+    Other(Probe),
 }
 
 impl Pending {
@@ -79,35 +95,62 @@ impl Pending {
         match self {
             Pending::Tcp(connecting) => connecting.finish().await.map_err(|e| describe_io(&e)),
             Pending::Http(http) => http.request().await,
+            Pending::Other(Probe::TcpExpect(check)) => check.run().await,
+            Pending::Other(Probe::Script(check)) => check.run().await,
+            Pending::Other(Probe::Dns(check)) => check.run().await,
+            Pending::Other(probe) => match probe.begin() {
+                Begun::Over(outcome) => outcome,
+                Begun::Pending(pending) => Box::pin(pending.finish()).await,
+            },
         }
     }
 }
 
 impl HttpProbe {
     async fn request(&self) -> Result<(), Failure> {
-        if let Some(status) = self.request_held().await {
-            return self.judge(status);
+        if let Some((status, body)) = self.request_held().await {
+            return self.judge(status, &body);
         }
         let mut request = self.client.get(&self.url);
         if let Some(host) = &self.host {
             request = request.header(HOST, host.clone());
         }
-        let response = request.send().await.map_err(|e| cause_of(&e))?;
-        self.judge(response.status().as_u16())
+        let mut response = request.send().await.map_err(|e| cause_of(&e))?;
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        if self.expect_body.is_some() && self.expect.contains(&status) {
+            while body.len() < BODY_WINDOW {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                    Ok(None) => break,
+                    Err(e) => return Err(cause_of(&e)),
+                }
+            }
+            body.truncate(BODY_WINDOW);
+        }
+        self.judge(status, &body)
     }
 
-    fn judge(&self, status: u16) -> Result<(), Failure> {
-        if self.expect.contains(&status) {
-            Ok(())
-        } else {
-            Err(format!("HTTP {status}").into())
+    fn judge(&self, status: u16, body: &[u8]) -> Result<(), Failure> {
+        if !self.expect.contains(&status) {
+            return Err(format!("HTTP {status}").into());
+        }
+        match &self.expect_body {
+            Some(wanted)
+                if !body
+                    .windows(wanted.len())
+                    .any(|window| window == wanted.as_slice()) =>
+            {
+                Err(format!("body lacks {:?}", String::from_utf8_lossy(wanted)).into())
+            }
+            _ => Ok(()),
         }
     }
 
     /// The status `GET` answers over the held connection; None when there is none open, or
     /// it failed before a response: the check then makes a fresh connection, which decides
     /// (a member that closed its idle connection just as the request went is no failure).
-    async fn request_held(&self) -> Option<u16> {
+    async fn request_held(&self) -> Option<(u16, Vec<u8>)> {
         use http_body_util::BodyExt;
         let held = self.held.as_ref()?;
         let mut sender = held.take()?;
@@ -120,9 +163,15 @@ impl HttpProbe {
         let status = response.status().as_u16();
         // Read the body whole (bounded) so the connection can carry the next check.
         let mut body = http_body_util::Limited::new(response.into_body(), HELD_BODY_LIMIT);
+        let mut kept = Vec::new();
         let whole = loop {
             match body.frame().await {
-                Some(Ok(_)) => continue,
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        let room = BODY_WINDOW.saturating_sub(kept.len()).min(data.len());
+                        kept.extend_from_slice(&data[..room]);
+                    }
+                }
                 Some(Err(_)) => break false,
                 None => break true,
             }
@@ -130,7 +179,7 @@ impl HttpProbe {
         if whole {
             held.give_back(sender);
         }
-        Some(status)
+        Some((status, kept))
     }
 }
 
@@ -142,9 +191,11 @@ const USER_AGENT: &str = concat!("failover-dns/", env!("CARGO_PKG_VERSION"), " h
 /// checks must not build 20,000 of them: every plain-HTTP check shares one client, every HTTPS
 /// check without `host` one per `tls_verify` setting. An HTTPS check with `host` needs its own,
 /// because the name it sends for TLS (SNI) must resolve to this member's address.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Clients {
     sockets: Arc<SocketPool>,
+    /// The `max_scripts` slots script checks share.
+    scripts: Arc<tokio::sync::Semaphore>,
     built: HashMap<ClientKey, reqwest::Client>,
     /// The TLS configuration every HTTPS client gets, by `tls_verify` setting (see
     /// [`super::tls`]): built once, so the trust store is read once, not once per client.
@@ -185,7 +236,24 @@ struct ClientKey {
     resolve: Option<(String, SocketAddr)>,
 }
 
+impl Default for Clients {
+    /// With the default `max_scripts`.
+    fn default() -> Self {
+        Self::new(16)
+    }
+}
+
 impl Clients {
+    /// Shared by the probes made with it, with `max_scripts` script slots.
+    pub fn new(max_scripts: usize) -> Self {
+        Self {
+            sockets: Arc::default(),
+            scripts: Arc::new(tokio::sync::Semaphore::new(max_scripts)),
+            built: HashMap::new(),
+            tls: HashMap::new(),
+        }
+    }
+
     /// How many distinct clients have been built.
     pub fn len(&self) -> usize {
         self.built.len()
@@ -244,6 +312,29 @@ impl Probe {
                 });
             }
             CheckKind::Http(http) => http,
+            CheckKind::TcpExpect { send, expect } => {
+                return Ok(Probe::TcpExpect(Arc::new(TcpExpect {
+                    target,
+                    send: send.as_ref().map(|s| s.as_bytes().to_vec()),
+                    expect: expect.as_bytes().to_vec(),
+                })));
+            }
+            CheckKind::Script(script) => {
+                let slots = Arc::clone(&clients.scripts);
+                return Ok(Probe::Script(Arc::new(Script::new(
+                    &script.command,
+                    target,
+                    slots,
+                ))));
+            }
+            CheckKind::Dns(dns) => {
+                return Ok(Probe::Dns(Arc::new(DnsProbe {
+                    target,
+                    query: dns.query.clone(),
+                    qtype: dns.qtype,
+                    expect_rcode: dns.expect_rcode,
+                })));
+            }
         };
         let tls = http.scheme == "https";
         let default_port = if tls { 443 } else { 80 };
@@ -307,6 +398,7 @@ impl Probe {
             url,
             host,
             expect: http.expect_status.clone(),
+            expect_body: http.expect_body.as_ref().map(|b| b.as_bytes().to_vec()),
             held,
             path: http.path.clone(),
             authority,
@@ -319,6 +411,8 @@ impl Probe {
         match self {
             Probe::Tcp { target, .. } => Some(hold::Target::Tcp(*target)),
             Probe::Http(http) => http.held.clone().map(hold::Target::Http),
+            Probe::TcpExpect(check) => Some(hold::Target::Tcp(check.target)),
+            Probe::Script(_) | Probe::Dns(_) => None,
         }
     }
 
@@ -333,6 +427,7 @@ impl Probe {
                 Start::Connecting(connecting) => Begun::Pending(Pending::Tcp(connecting)),
             },
             Probe::Http(http) => Begun::Pending(Pending::Http(Arc::clone(http))),
+            other => Begun::Pending(Pending::Other(other.clone())),
         }
     }
 
@@ -361,6 +456,7 @@ mod tests {
                 host: host.map(Into::into),
                 expect_status: 200..=299,
                 tls_verify: true,
+                expect_body: None,
             }),
             port,
             interval: std::time::Duration::from_secs(1),

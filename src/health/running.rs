@@ -171,10 +171,11 @@ impl Monitor {
         if std::mem::take(&mut self.unsaved) {
             self.request_save();
         }
+        let self_max_scripts = self.plan.server.max_scripts;
         let mut running = Running {
             monitor: self,
             schedule: Schedule::default(),
-            clients: probe::Clients::default(),
+            clients: probe::Clients::new(self_max_scripts),
             cell,
             published: tokio::time::Instant::now(),
             unpublished: false,

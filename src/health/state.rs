@@ -68,7 +68,7 @@ pub const NO_DESCRIPTORS: &str = crate::cause::OUT_OF_DESCRIPTORS;
 
 /// Whether `failure` is no result about the member (see [`NO_DESCRIPTORS`]).
 pub fn is_no_result(failure: &Failure) -> bool {
-    failure.as_ref() == NO_DESCRIPTORS
+    failure.as_ref() == NO_DESCRIPTORS || failure.as_ref() == crate::cause::NO_SCRIPT_SLOT
 }
 
 /// A change of state, with the check result that caused it.

@@ -5,6 +5,7 @@
 mod common;
 
 mod api;
+mod checks;
 mod cli;
 mod corpus;
 mod dns;

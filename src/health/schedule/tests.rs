@@ -14,6 +14,7 @@ fn http_plan(port: u16) -> CheckPlan {
             host: None,
             expect_status: 200..=299,
             tls_verify: true,
+            expect_body: None,
         }),
         port,
         interval: TIMEOUT,
