@@ -7,6 +7,8 @@
 # Usage: bench/run.sh [seconds per run, default 10] [fixed rate in q/s, default 50000]
 #        SERVERS="failover-dns knot" bench/run.sh   (default: all four)
 #        HOSTS=1000000 bench/run.sh   (static hosts in the zone, default 200: cost as zones grow)
+#        SERVERS="failover-dns ours-all ours-weighted" bench/run.sh   (the service under policy
+#        "all" and "weighted", weights 3 and 1, beside the default "failover")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -276,6 +278,13 @@ measure() {
 for server in ${SERVERS:-failover-dns knot nsd gdnsd}; do
     case $server in
         failover-dns) port=$PORT_OURS; command=(target/release/failover-dns run --config "$WORK/ours.toml") ;;
+        ours-all|ours-weighted)
+            port=$PORT_OURS
+            policy=${server#ours-}
+            sed -e "s/^ttl = 5$/ttl = 5\npolicy = \"$policy\"/" \
+                -e "s/^members = .*/members = [{ address = \"$PRIMARY\", weight = 3 }, \"$STANDBY\"]/" \
+                "$WORK/ours.toml" > "$WORK/ours-$policy.toml"
+            command=(target/release/failover-dns run --config "$WORK/ours-$policy.toml") ;;
         knot) port=$PORT_KNOT; command=(/usr/sbin/knotd -c "$WORK/knot.conf") ;;
         nsd) port=$PORT_NSD; command=(/usr/sbin/nsd -d -c "$WORK/nsd.conf") ;;
         gdnsd) port=$PORT_GDNSD; command=(/usr/sbin/gdnsd -c "$WORK/gdnsd" start) ;;
@@ -293,7 +302,7 @@ printf "%-13s %10s %8s %13s %8s %12s %8s %8s %8s %8s %14s %8s\n" server "max q/s
     "CPU µs/query" "vs best" "q/s at rate" "avg ms" "p50 ms" "p99 ms" "RSS MB" "µs/q random" "vs best"
 best() {
     local best
-    best=$(printf '%s\n' "${ROWS[@]}" | awk -v col="$1" '$1 != "failover-dns" && $col > 0 {print $col}' | sort -g | head -1)
+    best=$(printf '%s\n' "${ROWS[@]}" | awk -v col="$1" '$1 != "failover-dns" && $1 !~ /^ours-/ && $col > 0 {print $col}' | sort -g | head -1)
     echo "${best:-0}"
 }
 best_mix=$(best 3)

@@ -68,19 +68,58 @@ pub struct ServiceRecords {
     pub aaaa: Vec<Record>,
     /// `weighted`: the running sums of the A records' weights, beside `a`; each response
     /// carries one record drawn by them. Empty: every record is answered.
-    pub a_draw: Box<[u64]>,
+    pub a_draw: Arc<[u64]>,
     /// The same for `aaaa`.
-    pub aaaa_draw: Box<[u64]>,
+    pub aaaa_draw: Arc<[u64]>,
+}
+
+/// A thread's `weighted` draws: its generator (UDP workers and TCP tasks draw without sharing,
+/// no lock, no atomic; nothing needs to be unpredictable to clients), and what the response
+/// being answered drew, for the memo ([`crate::dns::cache`]), which keeps one response per
+/// member that can be drawn and draws among them itself.
+struct Draws {
+    rng: rand::rngs::SmallRng,
+    /// The draw the next [`ServiceRecords::answer`] must make (the memo chose it).
+    forced: Option<usize>,
+    /// Draws made since [`take_draws`] last asked, and the last one: its sums and index.
+    count: u32,
+    last: Option<(Arc<[u64]>, usize)>,
 }
 
 thread_local! {
-    /// Each thread's generator for `weighted` draws: UDP workers and TCP tasks draw without
-    /// sharing (no lock, no atomic), and none needs to be unpredictable to clients.
-    static DRAWS: std::cell::RefCell<rand::rngs::SmallRng> =
-        std::cell::RefCell::new(rand::make_rng());
-    /// Whether this thread drew since [`ServiceRecords::drew`] last asked: a response that
-    /// holds a draw must not be memoized (the next would repeat it).
-    static DREW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static DRAWS: std::cell::RefCell<Draws> = std::cell::RefCell::new(Draws {
+        rng: rand::make_rng(),
+        forced: None,
+        count: 0,
+        last: None,
+    });
+}
+
+/// An index drawn by running sums `sums` (each with odds weight / total); None when there is
+/// nothing to draw.
+pub fn draw(sums: &[u64]) -> Option<usize> {
+    let total = *sums.last()?;
+    if total == 0 {
+        return None;
+    }
+    let point = DRAWS.with(|d| rand::RngExt::random_range(&mut d.borrow_mut().rng, 0..total));
+    // The first index whose running sum passes the point.
+    Some(sums.partition_point(|&sum| sum <= point))
+}
+
+/// Makes this thread's next weighted draw `index` (the memo lacks that variant).
+pub fn force_next_draw(index: usize) {
+    DRAWS.with(|d| d.borrow_mut().forced = Some(index));
+}
+
+/// The draws this thread made since last asked: how many, and the last one's sums and index;
+/// clears them and any forced draw left unused.
+pub fn take_draws() -> (u32, Option<(Arc<[u64]>, usize)>) {
+    DRAWS.with(|d| {
+        let mut d = d.borrow_mut();
+        d.forced = None;
+        (std::mem::take(&mut d.count), d.last.take())
+    })
 }
 
 impl ServiceRecords {
@@ -92,22 +131,19 @@ impl ServiceRecords {
         } else {
             (&self.aaaa, &self.aaaa_draw)
         };
-        let Some(&total) = sums.last() else {
-            return records;
-        };
-        if total == 0 {
+        if sums.is_empty() {
             return records;
         }
-        DREW.with(|drew| drew.set(true));
-        let point = DRAWS.with(|rng| rand::RngExt::random_range(&mut *rng.borrow_mut(), 0..total));
-        // The first record whose running sum passes the point: each with odds weight / total.
-        let i = sums.partition_point(|&sum| sum <= point);
+        let forced = DRAWS.with(|d| d.borrow_mut().forced.take());
+        let Some(i) = forced.filter(|i| *i < records.len()).or_else(|| draw(sums)) else {
+            return records;
+        };
+        DRAWS.with(|d| {
+            let mut d = d.borrow_mut();
+            d.count = d.count.saturating_add(1);
+            d.last = Some((Arc::clone(sums), i));
+        });
         records.get(i..=i).unwrap_or(records)
-    }
-
-    /// Whether this thread drew a weighted answer since it last asked (and forgets it).
-    pub fn drew() -> bool {
-        DREW.with(|drew| drew.replace(false))
     }
 
     /// As [`ServiceRecords::new`], each response carrying one address drawn by `weights`
@@ -115,7 +151,7 @@ impl ServiceRecords {
     pub fn weighted(name: &Name, ttl: u32, addresses: &[IpAddr], weights: &[u32]) -> Self {
         let mut records = Self::new(name, ttl, addresses);
         if weights.len() == addresses.len() && !weights.is_empty() {
-            let sums = |v4: bool| -> Box<[u64]> {
+            let sums = |v4: bool| -> Arc<[u64]> {
                 let mut sum = 0u64;
                 addresses
                     .iter()
@@ -141,8 +177,8 @@ impl ServiceRecords {
         let mut records = Self {
             a: Vec::with_capacity(v4),
             aaaa: Vec::with_capacity(addresses.len() - v4),
-            a_draw: Box::default(),
-            aaaa_draw: Box::default(),
+            a_draw: Arc::new([]),
+            aaaa_draw: Arc::new([]),
         };
         for &addr in addresses {
             match addr {

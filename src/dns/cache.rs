@@ -57,9 +57,21 @@ impl Default for ResponseCache {
 }
 
 struct Cached {
-    response: Box<[u8]>,
+    response: Response,
     rcode: ResponseCode,
     qtype: Option<RecordType>,
+}
+
+/// What a memoized request is answered with.
+enum Response {
+    /// Always these bytes.
+    One(Box<[u8]>),
+    /// A `weighted` answer: one response per member that can be drawn (those seen so far), and
+    /// the running sums of their weights the memo draws by, as the full path would.
+    Drawn {
+        sums: Arc<[u64]>,
+        variants: Box<[Option<Box<[u8]>>]>,
+    },
 }
 
 impl ResponseCache {
@@ -71,7 +83,21 @@ impl ResponseCache {
         }
         let (id, key) = (request.get(..2)?, request.get(2..)?);
         let hit = self.entries.get(key)?;
-        let mut bytes = hit.response.to_vec();
+        let response = match &hit.response {
+            Response::One(response) => response,
+            Response::Drawn { sums, variants } => {
+                let drawn = crate::snapshot::draw(sums)?;
+                match variants.get(drawn) {
+                    Some(Some(response)) => response,
+                    _ => {
+                        // Not seen yet: the full path answers with this very draw.
+                        crate::snapshot::force_next_draw(drawn);
+                        return None;
+                    }
+                }
+            }
+        };
+        let mut bytes = response.to_vec();
         bytes[..2].copy_from_slice(id);
         Some(Answered {
             bytes,
@@ -81,11 +107,33 @@ impl ResponseCache {
     }
 
     /// Offers `answered`, the response to `request` against the snapshot of the last
-    /// [`get`](Self::get): kept the second time its request is seen.
-    pub fn offer(&mut self, request: &[u8], answered: &Answered) {
+    /// [`get`](Self::get): kept the second time its request is seen. `drawn`: the response
+    /// holds one weighted draw, by these sums, of this index.
+    pub fn offer(
+        &mut self,
+        request: &[u8],
+        answered: &Answered,
+        drawn: Option<(Arc<[u64]>, usize)>,
+    ) {
         let Some(key) = request.get(2..) else {
             return;
         };
+        if let Some((sums, index)) = &drawn
+            && let Some(Cached {
+                response:
+                    Response::Drawn {
+                        sums: kept,
+                        variants,
+                    },
+                ..
+            }) = self.entries.get_mut(key)
+            && Arc::ptr_eq(kept, sums)
+        {
+            if let Some(slot) = variants.get_mut(*index) {
+                *slot = Some(answered.bytes.clone().into_boxed_slice());
+            }
+            return;
+        }
         let hash = self.hasher.hash_one(key);
         let slot = &mut self.seen_once[(hash % DOORKEEPER as u64) as usize];
         if *slot != hash {
@@ -96,8 +144,19 @@ impl ResponseCache {
         if self.entries.len() >= CAPACITY {
             self.entries.clear();
         }
+        let bytes = answered.bytes.clone().into_boxed_slice();
+        let response = match drawn {
+            None => Response::One(bytes),
+            Some((sums, index)) => {
+                let mut variants: Box<[Option<Box<[u8]>>]> = vec![None; sums.len()].into();
+                if let Some(slot) = variants.get_mut(index) {
+                    *slot = Some(bytes);
+                }
+                Response::Drawn { sums, variants }
+            }
+        };
         let cached = Cached {
-            response: answered.bytes.clone().into_boxed_slice(),
+            response,
             rcode: answered.rcode,
             qtype: answered.qtype,
         };

@@ -13,7 +13,7 @@ use super::fast::FastPath;
 use super::request::respond;
 use super::wire::{Answered, Protocol};
 use super::{transfer, tsig};
-use crate::snapshot::{ServiceRecords, Snapshot};
+use crate::snapshot::Snapshot;
 
 /// Answers requests over one transport.
 pub struct Responder {
@@ -61,15 +61,27 @@ impl Responder {
         let Some(memo) = memo else {
             return respond(snapshot, request, self.protocol, source);
         };
+        // Draws the full path made outside the memo (TCP, signed requests) are not ours.
+        crate::snapshot::take_draws();
         if let Some(hit) = memo.get(snapshot, request) {
             return Some(hit);
         }
-        ServiceRecords::drew();
-        let answered = respond(snapshot, request, self.protocol, source)?;
-        // A weighted answer is drawn afresh for every response: never memoized.
-        if !ServiceRecords::drew() {
-            memo.offer(request, &answered);
-        }
+        let answered = respond(snapshot, request, self.protocol, source);
+        // A response with one weighted draw is kept as that draw's variant (the memo draws
+        // among them); one with several (a weighted name as more than one target) is not kept.
+        let answered = match crate::snapshot::take_draws() {
+            (0, _) => {
+                let answered = answered?;
+                memo.offer(request, &answered, None);
+                answered
+            }
+            (1, drawn) => {
+                let answered = answered?;
+                memo.offer(request, &answered, drawn);
+                answered
+            }
+            _ => answered?,
+        };
         Some(answered)
     }
 
