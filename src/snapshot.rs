@@ -83,7 +83,7 @@ struct Draws {
     forced: Option<usize>,
     /// Draws made since [`take_draws`] last asked, and the last one: its sums and index.
     count: u32,
-    last: Option<(Arc<[u64]>, usize)>,
+    last: Option<Drawn>,
 }
 
 thread_local! {
@@ -94,6 +94,9 @@ thread_local! {
         last: None,
     });
 }
+
+/// One weighted draw: the running sums it was made by, and the index drawn.
+pub type Drawn = (Arc<[u64]>, usize);
 
 /// An index drawn by running sums `sums` (each with odds weight / total); None when there is
 /// nothing to draw.
@@ -114,7 +117,7 @@ pub fn force_next_draw(index: usize) {
 
 /// The draws this thread made since last asked: how many, and the last one's sums and index;
 /// clears them and any forced draw left unused.
-pub fn take_draws() -> (u32, Option<(Arc<[u64]>, usize)>) {
+pub fn take_draws() -> (u32, Option<Drawn>) {
     DRAWS.with(|d| {
         let mut d = d.borrow_mut();
         d.forced = None;

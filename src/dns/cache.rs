@@ -113,7 +113,7 @@ impl ResponseCache {
         &mut self,
         request: &[u8],
         answered: &Answered,
-        drawn: Option<(Arc<[u64]>, usize)>,
+        drawn: Option<crate::snapshot::Drawn>,
     ) {
         let Some(key) = request.get(2..) else {
             return;
