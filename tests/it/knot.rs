@@ -130,6 +130,11 @@ fn knot_with_www_at(address: IpAddr, bumps: u32) -> Knot {
 }
 
 fn pair() -> Pair {
+    pair_with("")
+}
+
+/// As [`pair`], with `service_lines` added to the service (e.g. a policy).
+fn pair_with(service_lines: &str) -> Pair {
     // The port was free a moment ago; if something took it since, pick again.
     let (primary_ip, standby_ip, port, primary, standby) = (0..10)
         .find_map(|_| {
@@ -143,7 +148,7 @@ fn pair() -> Pair {
     let knot = knot_with_www_at(primary_ip, 0);
 
     let service = service_toml("www.diff.test.", &[primary_ip, standby_ip], "tcp", port, "")
-        .replace("ttl = 5", &format!("ttl = {SERVICE_TTL}"));
+        .replace("ttl = 5", &format!("ttl = {SERVICE_TTL}\n{service_lines}"));
     let config = format!(
         "[server]\nidentity = \"diff-node\"\nversion = \"\"\n\n\
          [[zone]]\norigin = \"diff.test.\"\nfile = \"{}\"\n\n\
@@ -580,6 +585,49 @@ fn after_failover_the_service_name_answers_as_a_static_record_of_the_standby_wou
         }
     }
     pair.assert_same(&queries);
+}
+
+#[test]
+fn a_weighted_service_answers_as_knot_would_with_one_of_its_members() {
+    // Each response carries one member drawn by weight: it must be exactly what Knot answers
+    // with that member as a static record, over UDP (memoized per draw) and TCP.
+    let pair = pair_with("policy = \"weighted\"");
+    let primary_ip = pair
+        .primary
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .expect("primary")
+        .ip();
+    let knots = [
+        knot_with_www_at(primary_ip, 0),
+        knot_with_www_at(pair.standby_ip, 0),
+    ];
+    let mut drawn = [0usize; 2];
+    let mut differences = Vec::new();
+    for name in ["www.diff.test.", "WWW.diff.test.", "toservice.diff.test."] {
+        let query = Raw::query(name, 1);
+        for transport in BOTH {
+            for _ in 0..40 {
+                let bytes = query.encode();
+                let ours = shape(exchange_raw(pair.ours.dns, &bytes, *transport));
+                let theirs: Vec<_> = knots
+                    .iter()
+                    .map(|k| shape(exchange_raw(k.addr, &bytes, *transport)))
+                    .collect();
+                match theirs.iter().position(|k| *k == ours) {
+                    Some(i) => drawn[i] += 1,
+                    None => differences.push(format!(
+                        "{}\n{}",
+                        query.describe(*transport),
+                        explain(&ours, &theirs[0])
+                    )),
+                }
+            }
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    // 240 draws of two members weighted alike: each is drawn (all 240 alike by chance: 2^-239).
+    assert!(drawn[0] > 0 && drawn[1] > 0, "{drawn:?}");
 }
 
 /// Where we answer differently from Knot on purpose (README, "Where we differ from Knot"):
