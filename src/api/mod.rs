@@ -130,6 +130,7 @@ fn router(state: ApiState) -> Router {
         .route("/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
+        .route("/", get(status_page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
@@ -138,6 +139,24 @@ fn router(state: ApiState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), same_origin))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// The status page: one self-contained HTML file (styles and script inline, no framework, no
+/// CDN), embedded in the binary. Never framed by another site, so its buttons cannot be
+/// clicked through a page that overlays them.
+async fn status_page() -> impl axum::response::IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+            ),
+        ],
+        include_str!("status.html"),
+    )
 }
 
 /// Accepts connections, at most `limits.max_clients` at once (a new one beyond that closes

@@ -13,6 +13,7 @@ mod failover;
 mod hardening;
 mod hold;
 mod knot;
+mod page;
 mod policies;
 mod request_path;
 mod transfer;
