@@ -29,6 +29,7 @@ pub mod policy;
 pub mod reload;
 pub mod snapshot;
 pub mod status;
+pub mod systemd;
 pub mod watch;
 pub mod zone;
 
@@ -147,6 +148,11 @@ pub async fn run(plan: Plan, mut inherited: dns::socket::Inherited) -> Result<()
         config = %plan.path.display(),
         "failover-dns started"
     );
+    systemd::ready(&format!(
+        "serving {} zones and {} services",
+        plan.zones.len(),
+        plan.services.len()
+    ));
     loop {
         let signal = signals.next().await;
         if signal == "SIGHUP" {
@@ -159,6 +165,7 @@ pub async fn run(plan: Plan, mut inherited: dns::socket::Inherited) -> Result<()
             signal,
             "shutting down: no new queries, finishing those in flight"
         );
+        systemd::stopping();
         drop(api);
         drop(checks);
         listeners.shutdown().await;

@@ -85,7 +85,17 @@ impl Reloader {
             return result.clone();
         }
         let covers = self.requested.load(Ordering::SeqCst);
+        crate::systemd::reloading();
         let result = self.load_and_apply().await;
+        // Ready again whatever came of it: a rejected reload keeps the running config serving.
+        let status = match &result {
+            Ok(summary) => format!(
+                "serving {} zones and {} services (generation {})",
+                summary.zones, summary.services, summary.generation
+            ),
+            Err(error) => format!("reload rejected, running config kept: {error}"),
+        };
+        crate::systemd::ready(&status);
         *last = (covers, Some(result.clone()));
         result
     }

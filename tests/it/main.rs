@@ -16,5 +16,6 @@ mod knot;
 mod page;
 mod policies;
 mod request_path;
+mod systemd;
 mod transfer;
 mod watch;

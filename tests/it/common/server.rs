@@ -34,6 +34,15 @@ pub fn service_toml(
     )
 }
 
+/// How to start the process, beyond its config.
+#[derive(Default)]
+struct Launch {
+    /// Its descriptor limit (soft and hard), set by util-linux's `prlimit`.
+    nofile: Option<u64>,
+    /// Added to its environment.
+    env: Vec<(String, String)>,
+}
+
 /// A running `failover-dns` process serving a temp config; killed on drop.
 pub struct Server {
     child: Child,
@@ -66,7 +75,15 @@ impl Server {
     /// is added or extended with it.
     pub fn start_with_files(files: &[(&str, &str)], config: &str, zone: &str) -> Self {
         let (dns, sockets) = bound_dns();
-        Self::launch(&[dns], dns, sockets, files, config, zone, None)
+        Self::launch(
+            &[dns],
+            dns,
+            sockets,
+            files,
+            config,
+            zone,
+            &Launch::default(),
+        )
     }
 
     /// As [`Server::start_with_files`], listening on `listen` and asked at `dns`.
@@ -77,7 +94,15 @@ impl Server {
         config: &str,
         zone: &str,
     ) -> Self {
-        Self::launch(listen, dns, Vec::new(), files, config, zone, None)
+        Self::launch(
+            listen,
+            dns,
+            Vec::new(),
+            files,
+            config,
+            zone,
+            &Launch::default(),
+        )
     }
 
     /// As [`Server::start_with_files`], answering at `dns` and handed `sockets`.
@@ -88,7 +113,15 @@ impl Server {
         config: &str,
         zone: &str,
     ) -> Self {
-        Self::launch(&[dns], dns, sockets, files, config, zone, None)
+        Self::launch(
+            &[dns],
+            dns,
+            sockets,
+            files,
+            config,
+            zone,
+            &Launch::default(),
+        )
     }
 
     /// As [`Server::start_with_files`], with the process's descriptor limit (soft and hard)
@@ -100,7 +133,29 @@ impl Server {
         zone: &str,
     ) -> Self {
         let (dns, sockets) = bound_dns();
-        Self::launch(&[dns], dns, sockets, files, config, zone, Some(nofile))
+        let how = Launch {
+            nofile: Some(nofile),
+            ..Launch::default()
+        };
+        Self::launch(&[dns], dns, sockets, files, config, zone, &how)
+    }
+
+    /// As [`Server::start_with_files`], with `env` added to the process's environment.
+    pub fn start_with_env(
+        env: &[(&str, &str)],
+        files: &[(&str, &str)],
+        config: &str,
+        zone: &str,
+    ) -> Self {
+        let (dns, sockets) = bound_dns();
+        let how = Launch {
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Launch::default()
+        };
+        Self::launch(&[dns], dns, sockets, files, config, zone, &how)
     }
 
     /// Starts the binary serving `listen`, handing it `sockets` (already bound for some of
@@ -113,7 +168,7 @@ impl Server {
         files: &[(&str, &str)],
         config: &str,
         zone: &str,
-        nofile: Option<u64>,
+        how: &Launch,
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         for (name, text) in files {
@@ -133,7 +188,7 @@ impl Server {
         let config_path = dir.path().join("failover-dns.toml");
         fs::write(&config_path, &config).expect("write config");
         let log = fs::File::create(dir.path().join("server.log")).expect("log file");
-        let mut command = match nofile {
+        let mut command = match how.nofile {
             None => Command::new(env!("CARGO_BIN_EXE_failover-dns")),
             Some(n) => {
                 let mut prlimit = Command::new("prlimit");
@@ -153,6 +208,7 @@ impl Server {
                 child_fd,
             })
             .collect();
+        command.envs(how.env.iter().map(|(k, v)| (k, v)));
         command
             .fd_mappings(mappings)
             .expect("distinct descriptors")
