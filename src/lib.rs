@@ -23,6 +23,7 @@ pub mod dns;
 pub mod error;
 pub mod health;
 pub mod limits;
+pub mod logfmt;
 pub mod metrics;
 pub mod notify;
 pub mod policy;

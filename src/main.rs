@@ -214,7 +214,9 @@ fn init_logging(format: LogFormat) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder
+            .fmt_fields(failover_dns::logfmt::SentenceFirst)
+            .init(),
         LogFormat::Json => builder.json().init(),
     }
 }
