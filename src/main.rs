@@ -29,6 +29,9 @@ struct Cli {
 enum Command {
     /// Serve DNS and run health checks (the default).
     Run,
+    /// Print the man page (roff), generated from this command line's own definition.
+    #[command(hide = true)]
+    Man,
     /// Validate the config and every zone file it names, then exit.
     Check,
     /// Print every service, what it answers and its members' health, from the running server.
@@ -91,6 +94,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let command = cli.command.unwrap_or(Command::Run);
+    if let Command::Man = command {
+        let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+        return match page.render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: cannot write the man page: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::Status { api }
     | Command::Drain { api, .. }
     | Command::Undrain { api, .. }
@@ -192,7 +205,7 @@ async fn client(command: &Command, args: &ApiArgs, config: &Path) -> anyhow::Res
         Command::Watch { services, exec, .. } => {
             cli::watch::watch(&api, services, exec.as_deref()).await?;
         }
-        Command::Run | Command::Check => {}
+        Command::Run | Command::Check | Command::Man => {}
     }
     Ok(())
 }

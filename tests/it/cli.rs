@@ -158,3 +158,45 @@ fn check_warns_when_the_descriptor_limit_cannot_hold_the_held_connections() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_packaged_config_checks_and_its_unit_asks_for_notify_and_hardening() {
+    let root = repo_root();
+    let config = root.join("debian/etc/failover-dns/failover-dns.toml");
+    let (status, output) = run_binary(
+        &["check", "--config", config.to_str().expect("utf-8 path")],
+        &root,
+    );
+    assert!(status.success(), "{output}");
+    assert!(output.contains("ok (1 zones, 1 services)"), "{output}");
+    // The unit the package installs: the settings the server's behaviour depends on.
+    let unit = std::fs::read_to_string(root.join("debian/failover-dns.service")).expect("unit");
+    for line in [
+        "Type=notify",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ExecStart=/usr/bin/failover-dns run --config /etc/failover-dns/failover-dns.toml",
+        "DynamicUser=yes",
+        "StateDirectory=failover-dns",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "ProtectSystem=strict",
+        "SystemCallFilter=@system-service",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "the unit lacks {line}");
+    }
+    // The packaged state file lives in the unit's StateDirectory.
+    let text = std::fs::read_to_string(&config).expect("config");
+    assert!(text.contains("state_file = \"/var/lib/failover-dns/state.json\""));
+}
+
+#[test]
+fn the_man_page_is_generated_from_the_command_line() {
+    let (status, page) = run_binary(&["man"], &repo_root());
+    assert!(status.success(), "{page}");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH failover-dns 1"),
+        "{page}"
+    );
+    for subcommand in ["run", "check", "status", "drain", "undrain", "watch"] {
+        assert!(page.contains(subcommand), "the man page lacks {subcommand}");
+    }
+}
