@@ -127,6 +127,18 @@ fn main() -> ExitCode {
                     "warning: {error}; a start would keep it aside and drain every member it names"
                 );
             }
+            for service in &plan.services {
+                if let failover_dns::config::CheckKind::Script(script) = &service.check.kind
+                    && let Some(program) = script.command.first()
+                    && let Some(problem) = failover_dns::health::script::unrunnable(program)
+                {
+                    eprintln!(
+                        "warning: {}: the check command of {} cannot run ({problem}); every member would fail its checks",
+                        cli.config.display(),
+                        service.name
+                    );
+                }
+            }
             if let Some((needed, hard)) = failover_dns::limits::Descriptors::shortfall(&plan) {
                 eprintln!(
                     "warning: this config needs about {needed} file descriptors (a check and, with hold = true, a held connection per member; tcp_max_clients; http_max_clients) but the hard limit here is {hard}; a start would lower the connection caps to fit: raise it (LimitNOFILE= in systemd, ulimit -Hn)"

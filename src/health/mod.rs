@@ -26,7 +26,7 @@ pub mod probe;
 mod report;
 mod running;
 pub mod schedule;
-mod script;
+pub mod script;
 pub mod sockets;
 pub mod state;
 pub mod tls;

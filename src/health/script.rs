@@ -108,6 +108,23 @@ impl Script {
     }
 }
 
+/// Why `program` (a command's first word) could not be run here, if it could not: neither an
+/// executable file (a path) nor found in `$PATH` (a bare name). For `check`, which says so
+/// before a start would fail every member's checks.
+pub fn unrunnable(program: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &std::path::Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return (!executable(std::path::Path::new(program)))
+            .then(|| format!("{program} is not an executable file"));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path).any(|dir| executable(&dir.join(program)));
+    (!found).then(|| format!("{program} is not found in PATH"))
+}
+
 /// Reads `pipe` to its end, keeping the first [`KEPT_OUTPUT`] bytes.
 async fn drain(pipe: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
     let mut kept = Vec::new();

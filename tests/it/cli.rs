@@ -200,3 +200,34 @@ fn the_man_page_is_generated_from_the_command_line() {
         assert!(page.contains(subcommand), "the man page lacks {subcommand}");
     }
 }
+
+#[test]
+fn check_warns_when_a_script_checks_command_cannot_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("z.zone"), ZONE).expect("zone");
+    let service = "[[service]]\nname = \"www.svc.example.test.\"\nmembers = [\"127.0.0.11\"]\n\
+                   [service.check]\nkind = \"script\"\ncommand = [\"/nonexistent/check-db\", \"{address}\"]\n";
+    std::fs::write(
+        dir.path().join("c.toml"),
+        config("127.0.0.1:5300", "z.zone", service),
+    )
+    .expect("config");
+    let (status, output) = run_binary(&["check", "--config", "c.toml"], dir.path());
+    assert!(status.success(), "a warning, not an error: {output}");
+    assert!(
+        output.contains("the check command of www.svc.example.test. cannot run (/nonexistent/check-db is not an executable file)"),
+        "{output}"
+    );
+    // A program found in PATH passes quietly.
+    let fine = service.replace("/nonexistent/check-db", "true");
+    std::fs::write(
+        dir.path().join("c.toml"),
+        config("127.0.0.1:5300", "z.zone", &fine),
+    )
+    .expect("config");
+    let (status, output) = run_binary(&["check", "--config", "c.toml"], dir.path());
+    assert!(
+        status.success() && !output.contains("cannot run"),
+        "{output}"
+    );
+}
