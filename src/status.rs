@@ -102,6 +102,9 @@ pub struct MemberStatus {
     /// Its weight (`weighted`).
     #[serde(default)]
     pub weight: u32,
+    /// With `hold = true`: whether its held connection is open now (null without a hold).
+    #[serde(default)]
+    pub held: Option<bool>,
     /// `up`, `down` or `unknown`, from checks alone.
     pub state: String,
     /// The operator's override, if any.

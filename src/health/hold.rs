@@ -19,6 +19,7 @@
 //! the periodic checks as without a hold, never later.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -104,15 +105,17 @@ pub(super) async fn hold(
     doubts: UnboundedSender<u64>,
     interval: Duration,
     timeout: Duration,
+    open: Arc<AtomicBool>,
 ) {
     let first_wait = interval.min(SHORT_HOLD);
     let mut wait = first_wait;
     loop {
         let opened = Instant::now();
         let held = match &target {
-            Target::Tcp(addr) => hold_tcp(*addr, interval, timeout).await,
-            Target::Http(http) => hold_http(http, interval, timeout).await,
+            Target::Tcp(addr) => hold_tcp(*addr, interval, timeout, &open).await,
+            Target::Http(http) => hold_http(http, interval, timeout, &open).await,
         };
+        open.store(false, Ordering::Relaxed);
         if !held {
             // Not held now (refused, timed out, out of descriptors): the periodic checks decide.
             tokio::time::sleep(interval).await;
@@ -139,11 +142,17 @@ fn target_addr(target: &Target) -> SocketAddr {
 }
 
 /// Holds an idle connection until it ends; false when it could not be opened.
-async fn hold_tcp(target: SocketAddr, interval: Duration, timeout: Duration) -> bool {
+async fn hold_tcp(
+    target: SocketAddr,
+    interval: Duration,
+    timeout: Duration,
+    open: &AtomicBool,
+) -> bool {
     let Ok(Ok(mut stream)) = tokio::time::timeout(timeout, TcpStream::connect(target)).await else {
         return false;
     };
     tune(&stream, interval, timeout);
+    open.store(true, Ordering::Relaxed);
     let mut discard = [0u8; 512];
     // Whatever the member sends is dropped; its end or an error ends the hold.
     while matches!(stream.read(&mut discard).await, Ok(n) if n > 0) {}
@@ -152,7 +161,12 @@ async fn hold_tcp(target: SocketAddr, interval: Duration, timeout: Duration) -> 
 
 /// Holds a keep-alive HTTP connection, lent to the checks, until it ends; false when it could
 /// not be opened.
-async fn hold_http(http: &HttpHold, interval: Duration, timeout: Duration) -> bool {
+async fn hold_http(
+    http: &HttpHold,
+    interval: Duration,
+    timeout: Duration,
+    open: &AtomicBool,
+) -> bool {
     let opening = async {
         let stream = TcpStream::connect(http.target).await.ok()?;
         tune(&stream, interval, timeout);
@@ -185,6 +199,7 @@ async fn hold_http(http: &HttpHold, interval: Duration, timeout: Duration) -> bo
         return false;
     };
     // Runs the connection (the checks' requests go through it) until either side closes it.
+    open.store(true, Ordering::Relaxed);
     connection.await;
     http.set(None);
     true

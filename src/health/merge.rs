@@ -68,6 +68,7 @@ impl Monitor {
                             Member {
                                 addr: plan.address,
                                 check_target: plan.check_target,
+                                held: None,
                                 probe: self.next_probe,
                                 health: MemberHealth::new(now),
                                 last_check: None,

@@ -30,6 +30,8 @@ pub(super) struct Member {
     pub(super) addr: IpAddr,
     /// Where its check connects (`check_address`, `port`).
     pub(super) check_target: std::net::SocketAddr,
+    /// With `hold = true`: whether its held connection is open now.
+    pub(super) held: Option<Arc<std::sync::atomic::AtomicBool>>,
     pub(super) probe: u64,
     pub(super) health: MemberHealth,
     pub(super) last_check: Option<LastCheck>,

@@ -119,6 +119,10 @@ impl Monitor {
                             check: Some(m.check_target),
                             tier: plan.tier,
                             weight: plan.weight,
+                            held: m
+                                .held
+                                .as_ref()
+                                .map(|open| open.load(std::sync::atomic::Ordering::Relaxed)),
                             state: m.health.state.to_string(),
                             admin: self.overrides.get(&(key.clone(), m.addr)).map(|o| o.0),
                             since: rfc3339(wall - now.saturating_duration_since(m.health.since)),

@@ -141,8 +141,9 @@ impl Running {
                     rise: check.rise,
                     hold: check.hold,
                 };
-                self.schedule
-                    .add_paced(id, tag, probe, pacing, check.timeout);
+                self.monitor.members[s][m].held =
+                    self.schedule
+                        .add_paced(id, tag, probe, pacing, check.timeout);
             }
             Err(e) => {
                 error!(service = %service.name, member = %addr, error = %e, "cannot check member {addr}; it counts as down");

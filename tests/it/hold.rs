@@ -283,3 +283,27 @@ fn a_held_member_that_hangs_is_still_failed_over_by_its_http_checks() {
     server.assert_went(p, "down", "timeout");
     primary.signal(nix::sys::signal::Signal::SIGCONT);
 }
+
+#[test]
+fn status_says_whether_each_members_hold_is_open() {
+    let (p, s) = (loopback_ip(), loopback_ip());
+    let port = free_port(&[p, s]);
+    let primary = HttpBackend::start(SocketAddr::new(p, port));
+    let _standby = HttpBackend::start(SocketAddr::new(s, port));
+    let (api_lines, base) = api_config(None);
+    let config = format!(
+        "[server]\n{api_lines}\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n{}",
+        held_service(&[p, s], port, "1s")
+    );
+    let server = Server::start_with_files(&[("svc.zone", ZONE)], &config, "svc.example.test.");
+    server.wait_for_members_up(2);
+    let api = Api::new(&base);
+    wait_until("both holds open", Duration::from_secs(10), || {
+        api.member(p)["held"] == true && api.member(s)["held"] == true
+    });
+    primary.kill();
+    wait_until("the primary's hold closed", Duration::from_secs(10), || {
+        api.member(p)["held"] == false
+    });
+    server.wait_for_answer(WWW, &[s], Duration::from_secs(10));
+}

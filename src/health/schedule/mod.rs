@@ -217,10 +217,11 @@ impl Schedule {
     /// with ±5% jitter so that many members configured alike do not probe in lockstep. Its
     /// reports carry `tag`, for the caller to find what a report is about without a lookup.
     pub fn add(&mut self, id: u64, tag: u64, probe: Probe, interval: Duration, timeout: Duration) {
-        self.add_paced(id, tag, probe, Pacing::steady(interval), timeout);
+        let _ = self.add_paced(id, tag, probe, Pacing::steady(interval), timeout);
     }
 
     /// As [`Schedule::add`], checking as often as `pacing` says for what the checks find.
+    /// With a hold, returns the flag that says whether its connection is open now.
     pub fn add_paced(
         &mut self,
         id: u64,
@@ -228,7 +229,7 @@ impl Schedule {
         probe: Probe,
         pacing: Pacing,
         timeout: Duration,
-    ) {
+    ) -> Option<std::sync::Arc<std::sync::atomic::AtomicBool>> {
         self.remove(id);
         let interval = pacing.interval;
         let held = pacing.hold.then(|| probe.hold_target()).flatten();
@@ -243,16 +244,19 @@ impl Schedule {
             down: false,
             in_flight: false,
         };
-        if let Some(target) = held {
-            let held = tokio::spawn(super::hold::hold(
+        let open = held.map(|target| {
+            let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let task = tokio::spawn(super::hold::hold(
                 id,
                 target,
                 self.doubts.0.clone(),
                 pacing.interval,
                 timeout,
+                std::sync::Arc::clone(&open),
             ));
-            self.holds.insert(id, held.abort_handle());
-        }
+            self.holds.insert(id, task.abort_handle());
+            open
+        });
         let key = match self.free.pop() {
             Some(slot) => {
                 let (generation, entry) = &mut self.slots[slot as usize];
@@ -265,7 +269,7 @@ impl Schedule {
             }
             None => {
                 let Ok(slot) = u32::try_from(self.slots.len()) else {
-                    return; // four billion probes: not a configuration that loads
+                    return None; // four billion probes: not a configuration that loads
                 };
                 self.slots.push((0, Some(scheduled)));
                 Key {
@@ -279,6 +283,7 @@ impl Schedule {
         let first =
             tokio::time::Instant::now() + spread.mul_f64(self.jitter.random_range(0.0..1.0));
         self.due.push(first, key.pack());
+        open
     }
 
     /// Whether probe `id` is scheduled (a reload asks [`Schedule::retag`], which says too).
