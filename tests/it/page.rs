@@ -40,6 +40,8 @@ impl Browser {
                 // Tests run as root in CI containers, where Chromium's sandbox cannot start.
                 "--no-sandbox",
                 "--disable-gpu",
+                // Containers often have a small /dev/shm, where Chromium would crash.
+                "--disable-dev-shm-usage",
                 "--no-first-run",
                 "--no-default-browser-check",
                 "--window-size=1100,800",
