@@ -3,7 +3,7 @@
 //! loopback, each failure named by its reason.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,20 +22,14 @@ fn start(p: IpAddr, s: IpAddr, check: &str) -> Server {
 
 /// A line server on `addr`: answers each line it reads with the current `reply`.
 fn line_server(addr: SocketAddr, reply: Arc<Mutex<String>>) {
-    let listener = TcpListener::bind(addr).expect("bind");
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let reply = Arc::clone(&reply);
-            std::thread::spawn(move || {
-                let Ok(mut writer) = stream.try_clone() else {
-                    return;
-                };
-                let mut line = String::new();
-                if BufReader::new(stream).read_line(&mut line).is_ok() && line == "PING\r\n" {
-                    let reply = reply.lock().expect("lock").clone();
-                    let _ = writer.write_all(reply.as_bytes());
-                }
-            });
+    serve_each(addr, move |stream| {
+        let Ok(mut writer) = stream.try_clone() else {
+            return;
+        };
+        let mut line = String::new();
+        if BufReader::new(stream).read_line(&mut line).is_ok() && line == "PING\r\n" {
+            let reply = reply.lock().expect("lock").clone();
+            let _ = writer.write_all(reply.as_bytes());
         }
     });
 }
@@ -64,18 +58,15 @@ fn tcp_send_and_expect_fail_a_member_whose_reply_lacks_the_string() {
 
 /// An HTTP server on `addr` answering 200 with the current `body`.
 fn body_server(addr: SocketAddr, body: Arc<Mutex<String>>) {
-    let listener = TcpListener::bind(addr).expect("bind");
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut request = [0u8; 2048];
-            let _ = stream.read(&mut request);
-            let body = body.lock().expect("lock").clone();
-            let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes());
-        }
+    serve_each(addr, move |mut stream| {
+        let mut request = [0u8; 2048];
+        let _ = stream.read(&mut request);
+        let body = body.lock().expect("lock").clone();
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(response.as_bytes());
     });
 }
 

@@ -199,16 +199,11 @@ fn the_status_page_shows_services_and_members_and_follows_a_failure_without_a_re
     let port = free_port(&[p, s]);
     let primary = HttpBackend::start(SocketAddr::new(p, port));
     let _standby = HttpBackend::start(SocketAddr::new(s, port));
-    let (api_lines, base) = api_config(None);
-    let service = service_toml(WWW, &[p, s], "http", port, "");
-    let config = format!(
-        "[server]\n{api_lines}\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n{service}"
-    );
-    let server = Server::start_with_files(&[("svc.zone", ZONE)], &config, "svc.example.test.");
+    let (server, api) = start_with_api(&service_toml(WWW, &[p, s], "http", port, ""));
     server.wait_for_members_up(2);
 
     let mut browser = Browser::start();
-    browser.open(&format!("{base}/"));
+    browser.open(&format!("{}/", api.base));
     browser.wait_for_text("the service and both members up", |text| {
         text.contains(WWW)
             && text.contains(&p.to_string())
@@ -245,6 +240,6 @@ fn the_status_page_shows_services_and_members_and_follows_a_failure_without_a_re
         std::fs::write(&path, browser.screenshot()).expect("write screenshot");
     }
     // The page serves itself only: never inside another site's frame.
-    let (code, _) = Api::new(&base).get("/");
+    let (code, _) = api.get("/");
     assert_eq!(code, 200);
 }

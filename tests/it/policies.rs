@@ -15,15 +15,11 @@ const WWW: &str = "www.svc.example.test.";
 /// A service `WWW` with `policy_lines` (policy, members or tiers, …) checked over HTTP on
 /// `port` every 100 ms, rise 1, fall 1, with an API; returns the server and the API.
 fn start(policy_lines: &str, port: u16) -> (Server, Api) {
-    let (api_lines, base) = api_config(None);
-    let config = format!(
-        "[server]\n{api_lines}\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n\
-         [[service]]\nname = \"{WWW}\"\nttl = 5\n{policy_lines}\n\n\
+    start_with_api(&format!(
+        "[[service]]\nname = \"{WWW}\"\nttl = 5\n{policy_lines}\n\n\
          [service.check]\nkind = \"http\"\nport = {port}\npath = \"/health\"\n\
          interval = \"100ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 1\n"
-    );
-    let server = Server::start_with_files(&[("svc.zone", ZONE)], &config, "svc.example.test.");
-    (server, Api::new(&base))
+    ))
 }
 
 fn list(addresses: &[IpAddr]) -> String {

@@ -88,12 +88,8 @@ fn watch_streams_a_snapshot_then_each_change_and_resumes_from_last_event_id() {
     let port = free_port(&[p, s]);
     let primary = HttpBackend::start(SocketAddr::new(p, port));
     let _standby = HttpBackend::start(SocketAddr::new(s, port));
-    let (api_lines, base) = api_config(None);
-    let config = format!(
-        "[server]\n{api_lines}\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n{}",
-        service_toml(WWW, &[p, s], "http", port, "")
-    );
-    let server = Server::start_with_files(&[("svc.zone", ZONE)], &config, "svc.example.test.");
+    let (server, api) = start_with_api(&service_toml(WWW, &[p, s], "http", port, ""));
+    let base = api.base;
     server.wait_for_members_up(2);
 
     // The command line's watch, running a script on each change.

@@ -26,6 +26,17 @@ pub fn api_config(token: Option<&str>) -> (String, String) {
     )
 }
 
+/// Starts the binary with the example zone as svc.example.test., `services`, and an API
+/// without a token on a fresh loopback address; returns it with a client of that API.
+pub fn start_with_api(services: &str) -> (Server, Api) {
+    let (api_lines, base) = api_config(None);
+    let config = format!(
+        "[server]\n{api_lines}\n[[zone]]\norigin = \"svc.example.test.\"\nfile = \"svc.zone\"\n\n{services}"
+    );
+    let server = Server::start_with_files(&[("svc.zone", ZONE)], &config, "svc.example.test.");
+    (server, Api::new(&base))
+}
+
 /// A blocking client of the server's HTTP API.
 pub struct Api {
     /// Base URL, e.g. `http://127.1.2.3:40000`.

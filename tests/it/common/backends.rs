@@ -10,6 +10,19 @@ use std::time::Duration;
 
 use super::*;
 
+/// Serves every connection accepted on `addr` with `handle`, each on a thread of its own, for
+/// as long as the test runs: a member whose behaviour a test writes in a few lines.
+pub fn serve_each(addr: SocketAddr, handle: impl Fn(TcpStream) + Clone + Send + 'static) {
+    let listener =
+        TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind test server {addr}: {e}"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let handle = handle.clone();
+            std::thread::spawn(move || handle(stream));
+        }
+    });
+}
+
 /// A toy HTTP backend: answers every request with the current status, closes the connection.
 /// [`HttpBackend::kill`] closes the listener, so connections are refused as when a process dies.
 pub struct HttpBackend {
