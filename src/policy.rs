@@ -104,12 +104,17 @@ impl FamilyAnswers {
         self.v4.all_down.or(self.v6.all_down)
     }
 
-    /// The earliest failback held back by `failback_delay`, if any.
-    pub fn failback_due(&self) -> Option<Instant> {
+    /// The earliest failback held back by `failback_delay`, if any: where it moves, and when.
+    pub fn pending_failback(&self) -> Option<&(Vec<IpAddr>, Instant)> {
         [&self.v4, &self.v6]
-            .iter()
-            .filter_map(|s| s.pending_failback.as_ref().map(|(_, at)| *at))
-            .min()
+            .into_iter()
+            .filter_map(|s| s.pending_failback.as_ref())
+            .min_by_key(|(_, at)| *at)
+    }
+
+    /// When the earliest failback held back by `failback_delay` is due, if any.
+    pub fn failback_due(&self) -> Option<Instant> {
+        self.pending_failback().map(|(_, at)| *at)
     }
 }
 

@@ -278,6 +278,9 @@ pub struct HttpCheck {
     pub expect_body: Option<String>,
 }
 
+/// `[server] max_scripts` when not given: script checks running at once.
+pub const DEFAULT_MAX_SCRIPTS: usize = 16;
+
 /// Shortest check interval: 100 checks a second of one member is plenty, and below this a
 /// typo (`"1ns"`) would make the schedule check as fast as it can.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(10);

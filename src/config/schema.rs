@@ -127,7 +127,7 @@ pub(super) fn default_rate_limit() -> Spanned<u32> {
     Spanned::new(0..0, 200)
 }
 pub(super) fn default_max_scripts() -> Spanned<u32> {
-    Spanned::new(0..0, 16)
+    Spanned::new(0..0, super::DEFAULT_MAX_SCRIPTS as u32)
 }
 pub(super) fn default_transfers_out() -> Spanned<u32> {
     Spanned::new(0..0, 10)

@@ -171,27 +171,13 @@ async fn hold_http(
         let stream = TcpStream::connect(http.target).await.ok()?;
         tune(&stream, interval, timeout);
         match &http.tls {
-            None => {
-                let (sender, connection) =
-                    hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-                        .await
-                        .ok()?;
-                http.set(Some(sender));
-                Some(Box::pin(async move { connection.await.is_ok() })
-                    as std::pin::Pin<Box<dyn Future<Output = bool> + Send>>)
-            }
+            None => handshake(http, stream).await,
             Some((config, name)) => {
                 let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
                     .connect(name.clone(), stream)
                     .await
                     .ok()?;
-                let (sender, connection) =
-                    hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(tls))
-                        .await
-                        .ok()?;
-                http.set(Some(sender));
-                Some(Box::pin(async move { connection.await.is_ok() })
-                    as std::pin::Pin<Box<dyn Future<Output = bool> + Send>>)
+                handshake(http, tls).await
             }
         }
     };
@@ -203,6 +189,25 @@ async fn hold_http(
     connection.await;
     http.set(None);
     true
+}
+
+/// A running HTTP/1.1 client connection: done when either side closes it.
+type Connection = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// HTTP/1.1 over `io`: its request sender is lent to the checks; the connection is returned,
+/// to be run until it ends.
+async fn handshake<Io>(http: &HttpHold, io: Io) -> Option<Connection>
+where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(io))
+            .await
+            .ok()?;
+    http.set(Some(sender));
+    Some(Box::pin(async move {
+        let _ = connection.await;
+    }))
 }
 
 /// TCP keepalive probes from the check's timing, and `TCP_USER_TIMEOUT`, so a dead peer

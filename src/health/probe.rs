@@ -85,8 +85,12 @@ pub enum Pending {
     Tcp(Connecting),
     /// An HTTP request, not sent yet.
     Http(Arc<HttpProbe>),
-    /// A check of one of the kinds that are a task from the start.
-    Other(Probe),
+    /// A tcp send/expect exchange.
+    TcpExpect(Arc<TcpExpect>),
+    /// A script to run.
+    Script(Arc<Script>),
+    /// A DNS query to send.
+    Dns(Arc<DnsProbe>),
 }
 
 impl Pending {
@@ -95,13 +99,9 @@ impl Pending {
         match self {
             Pending::Tcp(connecting) => connecting.finish().await.map_err(|e| describe_io(&e)),
             Pending::Http(http) => http.request().await,
-            Pending::Other(Probe::TcpExpect(check)) => check.run().await,
-            Pending::Other(Probe::Script(check)) => check.run().await,
-            Pending::Other(Probe::Dns(check)) => check.run().await,
-            Pending::Other(probe) => match probe.begin() {
-                Begun::Over(outcome) => outcome,
-                Begun::Pending(pending) => Box::pin(pending.finish()).await,
-            },
+            Pending::TcpExpect(check) => check.run().await,
+            Pending::Script(check) => check.run().await,
+            Pending::Dns(check) => check.run().await,
         }
     }
 }
@@ -239,7 +239,7 @@ struct ClientKey {
 impl Default for Clients {
     /// With the default `max_scripts`.
     fn default() -> Self {
-        Self::new(16)
+        Self::new(crate::config::DEFAULT_MAX_SCRIPTS)
     }
 }
 
@@ -427,7 +427,9 @@ impl Probe {
                 Start::Connecting(connecting) => Begun::Pending(Pending::Tcp(connecting)),
             },
             Probe::Http(http) => Begun::Pending(Pending::Http(Arc::clone(http))),
-            other => Begun::Pending(Pending::Other(other.clone())),
+            Probe::TcpExpect(check) => Begun::Pending(Pending::TcpExpect(Arc::clone(check))),
+            Probe::Script(check) => Begun::Pending(Pending::Script(Arc::clone(check))),
+            Probe::Dns(check) => Begun::Pending(Pending::Dns(Arc::clone(check))),
         }
     }
 

@@ -103,14 +103,10 @@ impl Monitor {
                     failing_open: answers.failing_open(),
                     when_all_down: service.when_all_down.as_str().to_string(),
                     all_down: answers.all_down().map(|mode| mode.as_str().to_string()),
-                    pending_failback: [&answers.v4, &answers.v6]
-                        .iter()
-                        .filter_map(|s| s.pending_failback.as_ref())
-                        .min_by_key(|(_, at)| *at)
-                        .map(|(to, at)| PendingFailback {
-                            to: to.clone(),
-                            at: rfc3339(wall + at.saturating_duration_since(now)),
-                        }),
+                    pending_failback: answers.pending_failback().map(|(to, at)| PendingFailback {
+                        to: to.clone(),
+                        at: rfc3339(wall + at.saturating_duration_since(now)),
+                    }),
                     members: members
                         .iter()
                         .zip(&service.members)

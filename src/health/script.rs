@@ -78,7 +78,7 @@ impl Script {
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let (_, stderr, status) = tokio::join!(drain(stdout), drain(stderr), child.wait());
-        std::mem::forget(group); // exited: its group is not ours to kill
+        group.disarm(); // exited: its group is not ours to kill
         let status = status.map_err(|e| format!("cannot wait for {program}: {e}"))?;
         if status.success() {
             return Ok(());
@@ -144,6 +144,13 @@ async fn drain(pipe: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
 
 /// Kills a script's process group when dropped: the check timed out while it ran.
 struct KillGroup(Option<i32>);
+
+impl KillGroup {
+    /// The script exited: nothing to kill.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
 
 impl Drop for KillGroup {
     fn drop(&mut self) {
